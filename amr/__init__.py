@@ -1,0 +1,1 @@
+"""The `amr` command line and the demo: thin layers over the rooms."""

@@ -1,0 +1,1 @@
+"""Contracts every room shares: the Reading, OBIS codes, meter URLs, configuration, the stores."""

@@ -1,0 +1,30 @@
+"""Stable meter shards: `crc32(meter_id as UTF-8) mod B`.
+
+Python's `hash()` and Polars' hashes change between processes and versions, so the
+bucket of a meter is computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import polars as pl
+
+
+def bucket_of(meter_id: str, buckets: int) -> int:
+    return zlib.crc32(meter_id.encode("utf-8")) % buckets
+
+
+def bucket_expr(column: str, buckets: int) -> pl.Expr:
+    """The same bucket as `bucket_of`, as a Polars expression (one Python call per distinct id)."""
+    return (
+        pl.col(column)
+        .map_batches(
+            lambda ids: pl.Series(
+                [zlib.crc32(i.encode("utf-8")) % buckets for i in ids.to_list()],
+                dtype=pl.Int32,
+            ),
+            return_dtype=pl.Int32,
+        )
+        .alias("bucket")
+    )

@@ -1,0 +1,81 @@
+"""The landing area: immutable Parquet batches of raw readings.
+
+`<data>/landing/arrived=YYYY-MM-DD/<batch-id>.parquet`, the date being the UTC date the
+batch was written. A batch is written under a temporary name, fsynced and renamed, so a
+writer killed at any moment leaves either a whole batch or nothing; it is never changed
+afterwards. Ingest records each batch it has taken with its checksum.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from core.errors import ContractError
+from core.reading import conform
+
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class LandingBatch:
+    path: Path
+    arrived: dt.date
+    batch_id: str
+
+    def read(self) -> pl.DataFrame:
+        try:
+            frame = pl.read_parquet(self.path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise ContractError(f"landing batch {self.path} cannot be read: {exc}") from exc
+        return conform(frame, origin=str(self.path))
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def landing_dir(data_dir: Path) -> Path:
+    return data_dir / "landing"
+
+
+def write_batch(
+    data_dir: Path, readings: pl.DataFrame, *, prefix: str = "poll", now: dt.datetime | None = None
+) -> LandingBatch:
+    """Land a frame of readings (checked against the contract) as one immutable batch."""
+    frame = conform(readings, origin=f"{prefix} batch")
+    arrived = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    directory = landing_dir(data_dir) / f"arrived={arrived.isoformat()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
+    batch_id = f"{prefix}-{stamp}-{uuid.uuid4().hex[:10]}"
+    temporary = directory / f"{TMP_PREFIX}{batch_id}.parquet"
+    frame.write_parquet(temporary, compression="zstd")
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    final = directory / f"{batch_id}.parquet"
+    temporary.rename(final)
+    return LandingBatch(final, arrived, batch_id)
+
+
+def list_batches(data_dir: Path) -> Iterator[LandingBatch]:
+    """Every complete batch, oldest day first; temporaries of a killed writer are skipped."""
+    root = landing_dir(data_dir)
+    if not root.exists():
+        return
+    for day_dir in sorted(root.glob("arrived=*")):
+        arrived = dt.date.fromisoformat(day_dir.name.split("=", 1)[1])
+        for path in sorted(day_dir.glob("*.parquet")):
+            if path.name.startswith(TMP_PREFIX):
+                continue
+            yield LandingBatch(path, arrived, path.stem)

@@ -1,0 +1,219 @@
+"""The measurement store: Parquet partitions committed through a manifest.
+
+Layout: `<data>/store/<table>/<key>=<value>/.../<run-id>.parquet` and one
+`<data>/store/<table>/_manifest.json` naming the live files of every partition. A run
+writes new files first, then swaps the manifest (write to a temporary name, fsync,
+rename) under a file lock, so readers see each partition whole, before or after a run,
+and two writers never lose each other's partitions. Files no longer named by the
+manifest are removed by `vacuum` once no reader can still be using them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from core.errors import StoreError
+
+MANIFEST = "_manifest.json"
+LOCK = "_manifest.lock"
+
+Partition = tuple[tuple[str, str], ...]
+
+
+def partition(**values: Any) -> Partition:
+    """A partition key such as `partition(date="2026-11-01", bucket=3)`, in the given order."""
+    out: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if isinstance(value, dt.date):
+            text = value.isoformat()
+        elif isinstance(value, int):
+            text = f"{value:04d}"
+        else:
+            text = str(value)
+        if not text or "/" in text or "=" in text:
+            raise StoreError(f"partition value {name}={value!r} is not usable in a path")
+        out.append((name, text))
+    return tuple(out)
+
+
+def partition_path(key: Partition) -> str:
+    return "/".join(f"{name}={value}" for name, value in key)
+
+
+def _parse_partition(path: str) -> Partition:
+    return tuple(tuple(part.split("=", 1)) for part in path.split("/"))  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: int
+    partitions: Mapping[str, tuple[str, ...]]  # partition path -> file names
+
+    def files(self, root: Path, keep: Any = None) -> list[Path]:
+        """Live files, optionally only of partitions for which `keep(dict)` is true."""
+        out = []
+        for path, names in sorted(self.partitions.items()):
+            if keep is not None and not keep(dict(_parse_partition(path))):
+                continue
+            out.extend(root / path / name for name in names)
+        return out
+
+
+class Table:
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.root = root / name
+
+    # -- reading ---------------------------------------------------------------
+    def manifest(self) -> Manifest:
+        path = self.root / MANIFEST
+        try:
+            raw = json.loads(path.read_text("utf-8"))
+            return Manifest(
+                version=int(raw["version"]),
+                partitions={k: tuple(v) for k, v in raw["partitions"].items()},
+            )
+        except FileNotFoundError:
+            return Manifest(version=0, partitions={})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"the manifest {path} is corrupt ({exc})",
+                hint=f"restore it from a backup, or run `amr store repair {self.name}` "
+                "to rebuild it from the partition files",
+            ) from exc
+
+    def files(self, **where: Any) -> list[Path]:
+        """Live files of the partitions matching `where` (values or collections of values)."""
+        wanted = {k: _as_texts(v) for k, v in where.items() if v is not None}
+
+        def keep(values: dict[str, str]) -> bool:
+            return all(values.get(k) in texts for k, texts in wanted.items())
+
+        return self.manifest().files(self.root, keep if wanted else None)
+
+    def scan(self, schema: Mapping[str, pl.DataType] | None = None, **where: Any) -> pl.LazyFrame:
+        files = self.files(**where)
+        if not files:
+            if schema is None:
+                return pl.LazyFrame()
+            return pl.LazyFrame(schema=dict(schema))
+        return pl.scan_parquet([str(f) for f in files])
+
+    def relation(self, con: duckdb.DuckDBPyConnection, **where: Any) -> duckdb.DuckDBPyRelation:
+        files = [str(f) for f in self.files(**where)]
+        if not files:
+            raise StoreError(f"table {self.name} has no data for {where or 'any partition'}")
+        return con.read_parquet(files)
+
+    # -- writing ---------------------------------------------------------------
+    def write_file(self, key: Partition, frame: pl.DataFrame) -> str:
+        """Write one immutable file into a partition; it is invisible until committed."""
+        directory = self.root / partition_path(key)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        temporary = directory / f".tmp-{name}"
+        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        temporary.rename(directory / name)
+        return name
+
+    def commit(
+        self,
+        replace: Mapping[Partition, Sequence[str]] | None = None,
+        append: Mapping[Partition, Sequence[str]] | None = None,
+    ) -> int:
+        """Atomically make files live: `replace` swaps a partition's files, `append` adds.
+
+        Returns the new manifest version.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            current = self.manifest()
+            partitions = {k: list(v) for k, v in current.partitions.items()}
+            for key, names in (replace or {}).items():
+                partitions[partition_path(key)] = list(names)
+            for key, names in (append or {}).items():
+                partitions.setdefault(partition_path(key), []).extend(names)
+            partitions = {k: v for k, v in partitions.items() if v}
+            version = current.version + 1
+            body = json.dumps(
+                {"version": version, "table": self.name, "partitions": partitions},
+                indent=0, sort_keys=True,
+            )
+            temporary = self.root / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(self.root / MANIFEST)
+            return version
+
+    def write_partitions(self, frames: Mapping[Partition, pl.DataFrame], *, mode: str = "replace") -> int:
+        """Write a frame per partition and commit them together."""
+        written = {key: [self.write_file(key, frame)] for key, frame in frames.items()}
+        if mode == "replace":
+            return self.commit(replace=written)
+        if mode == "append":
+            return self.commit(append=written)
+        raise StoreError(f"write mode {mode!r} is not replace or append")
+
+    def vacuum(self, older_than_s: float = 3600.0) -> int:
+        """Delete files no manifest names any more (and stale temporaries); returns the count."""
+        live = {str(p) for p in self.manifest().files(self.root)}
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.root.rglob("*.parquet"):
+            if str(path) in live and not path.name.startswith(".tmp-"):
+                continue
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        return removed
+
+    def repair(self) -> int:
+        """Rebuild a lost or corrupt manifest from the files on disk (newest file per partition)."""
+        partitions: dict[Partition, list[str]] = {}
+        for path in sorted(self.root.rglob("*.parquet")):
+            if path.name.startswith(".tmp-"):
+                continue
+            key = _parse_partition(str(path.parent.relative_to(self.root)))
+            partitions[key] = [path.name]
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / MANIFEST).rename(self.root / f"{MANIFEST}.corrupt")
+        return self.commit(replace=partitions)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.root / LOCK, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _as_texts(value: Any) -> set[str]:
+    values = value if isinstance(value, list | tuple | set | frozenset) else [value]
+    return {partition(v=v)[0][1] for v in values}
+
+
+class MeasurementStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "store"
+
+    def table(self, name: str) -> Table:
+        return Table(self.root, name)

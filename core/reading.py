@@ -1,0 +1,176 @@
+"""The Reading: one row per value, declared once and validated where data comes in.
+
+`value x 10^scale` is the exact decimal of the reading: a DLMS scaler maps onto `scale`
+and a Modbus float is rounded once to its map's resolution, so nothing downstream ever
+touches a binary float.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from core.errors import ContractError
+from core.obis import canonical
+
+UTC = dt.UTC
+
+# Status bits shared by every protocol (a subset of the DLMS "AMR profile status").
+STATUS_CRITICAL_ERROR = 0x01
+STATUS_CLOCK_INVALID = 0x02
+STATUS_DATA_NOT_VALID = 0x04
+STATUS_DAYLIGHT_SAVING = 0x08
+STATUS_CLOCK_ADJUSTED = 0x20
+STATUS_POWER_DOWN = 0x80
+
+READING_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "quantity": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "value": pl.Int64(),
+    "scale": pl.Int8(),
+    "unit": pl.String(),
+    "status": pl.Int32(),
+    "snapshot": pl.Boolean(),
+    "source": pl.String(),
+    "read_at": pl.Datetime("us", "UTC"),
+}
+READING_COLUMNS = tuple(READING_SCHEMA)
+_NOT_NULL = ("meter_id", "quantity", "ts", "value", "scale", "read_at")
+SCALE_RANGE = (-9, 9)
+
+
+def _require_utc(name: str, when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        raise ContractError(f"Reading.{name} {when.isoformat()} has no time zone; readings are UTC")
+    return when.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    meter_id: str
+    quantity: str
+    ts: dt.datetime
+    value: int
+    scale: int
+    unit: str
+    status: int = 0
+    snapshot: bool = False
+    source: str = ""
+    read_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if not self.meter_id:
+            raise ContractError("Reading.meter_id is empty")
+        object.__setattr__(self, "quantity", canonical(self.quantity))
+        object.__setattr__(self, "ts", _require_utc("ts", self.ts))
+        object.__setattr__(self, "read_at", _require_utc("read_at", self.read_at))
+        if not SCALE_RANGE[0] <= self.scale <= SCALE_RANGE[1]:
+            raise ContractError(f"Reading.scale {self.scale} is outside {SCALE_RANGE}")
+        if not -(2**63) <= self.value < 2**63:
+            raise ContractError(f"Reading.value {self.value} does not fit in int64")
+
+    @property
+    def decimal(self) -> Decimal:
+        return Decimal(self.value).scaleb(self.scale)
+
+    @classmethod
+    def from_decimal(cls, amount: Decimal, **fields: Any) -> Reading:
+        """Build a reading from an exact decimal, keeping every digit it has."""
+        sign, digits, exponent = amount.normalize().as_tuple()
+        if not isinstance(exponent, int):
+            raise ContractError(f"Reading value {amount} is not a finite number")
+        value = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+        if exponent > SCALE_RANGE[1]:
+            value *= 10 ** (exponent - SCALE_RANGE[1])
+            exponent = SCALE_RANGE[1]
+        return cls(value=value, scale=exponent, **fields)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's fields for `--json`, with the value as an exact decimal string."""
+        return {
+            "meter_id": self.meter_id,
+            "quantity": self.quantity,
+            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "value": format_decimal(self.value, self.scale),
+            "scale": self.scale,
+            "unit": self.unit,
+            "status": self.status,
+            "snapshot": self.snapshot,
+            "source": self.source,
+            "read_at": self.read_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def format_decimal(value: int, scale: int) -> str:
+    """`value x 10^scale` as a plain decimal string (no exponent), exactly."""
+    amount = Decimal(value).scaleb(scale)
+    return f"{amount:f}"
+
+
+def empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(READING_SCHEMA))
+
+
+def to_frame(readings: Iterable[Reading]) -> pl.DataFrame:
+    rows = list(readings)
+    if not rows:
+        return empty_frame()
+    columns = {name: [getattr(r, name) for r in rows] for name in READING_COLUMNS}
+    return pl.DataFrame(columns, schema=dict(READING_SCHEMA))
+
+
+def from_frame(frame: pl.DataFrame) -> list[Reading]:
+    checked = conform(frame, origin="frame")
+    return [Reading(**row) for row in checked.iter_rows(named=True)]
+
+
+def conform(frame: pl.DataFrame, *, origin: str) -> pl.DataFrame:
+    """Check a frame against the contract and cast it to the declared dtypes.
+
+    Raises `ContractError` naming `origin` (a file, a batch), the column and the problem.
+    Extra columns are refused rather than dropped, so nothing is lost in silence.
+    """
+    missing = [c for c in READING_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ContractError(
+            f"{origin}: missing column(s) {', '.join(missing)}",
+            hint=f"a reading file has the columns {', '.join(READING_COLUMNS)}",
+        )
+    extra = [c for c in frame.columns if c not in READING_SCHEMA]
+    if extra:
+        raise ContractError(f"{origin}: unknown column(s) {', '.join(extra)}")
+    out = frame.select(READING_COLUMNS)
+    casts = []
+    for name, dtype in READING_SCHEMA.items():
+        actual = out.schema[name]
+        if actual == dtype:
+            continue
+        if isinstance(dtype, pl.Datetime) and isinstance(actual, pl.Datetime):
+            if actual.time_zone is None:
+                raise ContractError(f"{origin}: column {name} has no time zone; it must be UTC")
+            casts.append(pl.col(name).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+            continue
+        if isinstance(dtype, pl.Datetime | pl.Boolean | pl.String) or actual == pl.String():
+            raise ContractError(f"{origin}: column {name} is {actual}, expected {dtype}")
+        casts.append(pl.col(name).cast(dtype, strict=True))
+    if casts:
+        try:
+            out = out.with_columns(casts)
+        except pl.exceptions.PolarsError as exc:
+            raise ContractError(f"{origin}: a column does not fit its type: {exc}") from exc
+    nulls = out.select(pl.col(c).null_count() for c in _NOT_NULL).row(0)
+    for name, count in zip(_NOT_NULL, nulls, strict=True):
+        if count:
+            raise ContractError(f"{origin}: column {name} has {count} empty value(s)")
+    return out.with_columns(
+        pl.col("status").fill_null(0),
+        pl.col("snapshot").fill_null(False),
+        pl.col("unit").fill_null(""),
+        pl.col("source").fill_null(""),
+    )

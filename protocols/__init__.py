@@ -1,0 +1,1 @@
+"""Talking to meters: DLMS/COSEM and Modbus over TCP and serial lines, and simulators."""

@@ -1,0 +1,1 @@
+"""What the meter simulators of every protocol share: the household load model."""
