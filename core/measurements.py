@@ -64,7 +64,7 @@ class Manifest:
 
     def files(self, root: Path, keep: Any = None) -> list[Path]:
         """Live files, optionally only of partitions for which `keep(dict)` is true."""
-        out = []
+        out: list[Path] = []
         for path, names in sorted(self.partitions.items()):
             if keep is not None and not keep(dict(_parse_partition(path))):
                 continue
