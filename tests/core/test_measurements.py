@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from core.errors import StoreError
+from core.measurements import MeasurementStore, partition
+
+
+def _table(data_dir: Path, name: str = "t"):  # type: ignore[no-untyped-def]
+    return MeasurementStore(data_dir).table(name)
+
+
+def test_replace_swaps_a_partition_whole(data_dir: Path) -> None:
+    table = _table(data_dir)
+    key = partition(date="2026-11-01", bucket=3)
+    table.write_partitions({key: pl.DataFrame({"x": [1, 2]})})
+    table.write_partitions({key: pl.DataFrame({"x": [7]})})
+    assert table.scan().collect()["x"].to_list() == [7]
+    assert table.manifest().version == 2
+
+
+def test_uncommitted_files_are_invisible(data_dir: Path) -> None:
+    table = _table(data_dir)
+    key = partition(date="2026-11-01", bucket=3)
+    table.write_file(key, pl.DataFrame({"x": [1]}))
+    assert table.files() == []
+    assert table.scan().collect().height == 0
+
+
+def test_partition_filters_and_duckdb_agree(data_dir: Path) -> None:
+    table = _table(data_dir)
+    frames = {
+        partition(date=f"2026-11-0{d}", bucket=b): pl.DataFrame({"d": [d], "b": [b]})
+        for d in (1, 2) for b in (0, 1)
+    }
+    table.write_partitions(frames)
+    assert sorted(table.scan(bucket=1).collect()["d"].to_list()) == [1, 2]
+    assert table.scan(date=["2026-11-02"], bucket=[0]).collect().rows() == [(2, 0)]
+    con = duckdb.connect()
+    assert table.relation(con, bucket=0).aggregate("sum(d)").fetchall() == [(3,)]
+
+
+def test_corrupt_manifest_says_what_to_do_and_repair_rebuilds(data_dir: Path) -> None:
+    table = _table(data_dir)
+    table.write_partitions({partition(bucket=1): pl.DataFrame({"x": [1]})})
+    (table.root / "_manifest.json").write_text("{not json")
+    with pytest.raises(StoreError) as info:
+        table.files()
+    assert "corrupt" in str(info.value) and info.value.hint and "repair" in info.value.hint
+    table.repair()
+    assert table.scan().collect()["x"].to_list() == [1]
+
+
+def test_vacuum_removes_only_dead_files(data_dir: Path) -> None:
+    table = _table(data_dir)
+    key = partition(bucket=1)
+    table.write_partitions({key: pl.DataFrame({"x": [1]})})
+    table.write_partitions({key: pl.DataFrame({"x": [2]})})
+    assert table.vacuum(older_than_s=-1) == 1
+    assert table.scan().collect()["x"].to_list() == [2]
+
+
+def _commit_many(data_dir: str, bucket: int, count: int) -> None:
+    table = MeasurementStore(Path(data_dir)).table("t")
+    for i in range(count):
+        table.write_partitions({partition(bucket=bucket, n=i): pl.DataFrame({"x": [i]})})
+
+
+def test_two_processes_committing_at_once_lose_nothing(data_dir: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_commit_many, args=(str(data_dir), b, 15)) for b in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    manifest = json.loads((data_dir / "store" / "t" / "_manifest.json").read_text())
+    assert manifest["version"] == 30
+    assert len(manifest["partitions"]) == 30
