@@ -1,0 +1,1 @@
+"""Billing: tariffs, determinants, rating, bill runs, holds, invoices and documents."""
