@@ -19,3 +19,7 @@ class CustomerImportError(BillingError):
 
 class InvoiceError(BillingError):
     """An invoice that cannot be numbered, built, validated or signed."""
+
+
+class UnknownCustomerError(BillingError):
+    """A customer code that is not in the operational store."""
