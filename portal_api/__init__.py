@@ -1,0 +1,1 @@
+"""HTTP for the city portal and customers, the customer web page, and the bill publisher."""
