@@ -1,0 +1,1 @@
+"""The head-end: registry, keys, polling, catch-up, communication log, schedules."""

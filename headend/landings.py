@@ -1,0 +1,119 @@
+"""Landing a round's readings together with the watermarks they justify, exactly once.
+
+A landing unit goes: (1) record it as pending with the watermarks it will set, (2) write
+the batch with `core.landing.write_batch` (temporary name, fsync, rename) under a prefix
+equal to the unit's id, (3) apply the watermarks and mark it landed, in one transaction.
+A head-end killed between (2) and (3) leaves a batch and a pending unit: `recover` finds
+the batch by its prefix and rolls forward. Killed before (2), the unit is abandoned and
+its meters are read again from the old watermarks. Either way nothing is lost or twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core.landing import TMP_PREFIX, landing_dir, write_batch
+from core.state import StateStore
+from headend import watermarks
+from headend.timestamps import to_db
+from headend.watermarks import WatermarkKey
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    landing_id: str
+    batch_path: Path | None
+    rows: int
+
+
+def _find_batch(data_dir: Path, landing_id: str) -> Path | None:
+    for path in sorted(landing_dir(data_dir).glob(f"arrived=*/{landing_id}-*.parquet")):
+        return path
+    return None
+
+
+def land(
+    state: StateStore,
+    data_dir: Path,
+    *,
+    round_id: str,
+    frame: pl.DataFrame,
+    marks: Mapping[WatermarkKey, dt.datetime],
+    now: dt.datetime,
+    extra: Callable[[Connection], None] | None = None,
+) -> Landed:
+    """Land one frame and move its watermarks; `extra` runs in the final transaction."""
+    landing_id = f"{round_id}-{uuid.uuid4().hex[:6]}"
+    encoded = json.dumps(watermarks.encode(marks))
+    batch_path: Path | None = None
+    if frame.height:
+        with state.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO headend_landings (landing_id, round_id, state, watermarks, created_at)"
+                    " VALUES (:l, :r, 'pending', :w, :at)"
+                ),
+                {"l": landing_id, "r": round_id, "w": encoded, "at": to_db(now)},
+            )
+        batch_path = write_batch(data_dir, frame, prefix=landing_id, now=now).path
+    with state.transaction() as conn:
+        watermarks.apply(conn, marks)
+        if frame.height:
+            conn.execute(
+                sa.text(
+                    "UPDATE headend_landings SET state = 'landed', batch_path = :p, rows_landed = :n"
+                    " WHERE landing_id = :l"
+                ),
+                {"p": str(batch_path), "n": frame.height, "l": landing_id},
+            )
+        if extra is not None:
+            extra(conn)
+    return Landed(landing_id, batch_path, frame.height)
+
+
+def recover(state: StateStore, data_dir: Path) -> list[Landed]:
+    """Finish or abandon the pending units a killed head-end left; returns those finished."""
+    with state.read() as conn:
+        pending = conn.execute(
+            sa.text("SELECT landing_id, watermarks FROM headend_landings WHERE state = 'pending'")
+        ).all()
+    finished = []
+    for row in pending:
+        batch = _find_batch(data_dir, row.landing_id)
+        with state.transaction() as conn:
+            if batch is not None:
+                watermarks.apply(conn, watermarks.decode(json.loads(row.watermarks)))
+                conn.execute(
+                    sa.text(
+                        "UPDATE headend_landings SET state = 'landed', batch_path = :p"
+                        " WHERE landing_id = :l"
+                    ),
+                    {"p": str(batch), "l": row.landing_id},
+                )
+                finished.append(Landed(row.landing_id, batch, 0))
+            else:
+                conn.execute(
+                    sa.text("UPDATE headend_landings SET state = 'abandoned' WHERE landing_id = :l"),
+                    {"l": row.landing_id},
+                )
+                for temporary in landing_dir(data_dir).glob(f"arrived=*/{TMP_PREFIX}{row.landing_id}-*"):
+                    temporary.unlink(missing_ok=True)
+    return finished
+
+
+def batches_of(state: StateStore, round_ids: Sequence[str]) -> list[Path]:
+    with state.read() as conn:
+        rows = conn.execute(
+            sa.text("SELECT round_id, batch_path FROM headend_landings WHERE state = 'landed'")
+        ).all()
+    wanted = set(round_ids)
+    return [Path(r.batch_path) for r in rows if r.round_id in wanted and r.batch_path]
