@@ -31,6 +31,9 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+stable_unit = _unit  # public name for other simulators that draw from the same stable hash
+
+
 def _household_shape() -> list[float]:
     weights = []
     for slot in range(SLOTS_PER_DAY):

@@ -1,0 +1,11 @@
+"""Modbus meters: register maps as data, a client for TCP, RTU and RTU over TCP, and a simulator.
+
+Modules, one concern each:
+    datatypes   registers <-> numbers (u16 ... f64, word order); no I/O
+    maps        register maps loaded and validated from fixtures/registermaps/
+    plan        a map's registers grouped into as few read requests as allowed
+    values      decoded numbers -> exact Readings (rounding, range and NaN checks)
+    transport   pymodbus clients per URL scheme, per-line locks, error translation
+    client      read_modbus_meter: one full read of one meter
+    registerbank, faults, simulator   the simulated fleet on pymodbus's server
+"""

@@ -1,0 +1,88 @@
+"""Read one Modbus meter: its map's registers in as few requests as allowed, as exact Readings.
+
+A Modbus meter has no clock and no history: every value is a snapshot at the moment of the
+read, so `ts` is the read time on the given clock and every Reading is marked `snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from core.clock import Clock, SystemClock
+from core.meter_url import MeterUrl, redact
+from core.reading import Reading
+from protocols.modbus.errors import MapError, ModbusBadValue
+from protocols.modbus.maps import RegisterMap, load_map
+from protocols.modbus.plan import ReadBlock, plan_reads, plan_single
+from protocols.modbus.transport import SCHEMES, open_session
+from protocols.modbus.values import BadEntry, DecodedValue, decode_block
+
+Packing = Literal["blocks", "single"]
+
+
+class PartialRead(ModbusBadValue):
+    """Some values were bad: `readings` holds the good ones, `bad` says what was wrong with the rest."""
+
+    def __init__(self, message: str, *, readings: list[Reading], bad: list[BadEntry]) -> None:
+        super().__init__(message, hint="the meter reported a value it cannot have; check it on site "
+                                       "or widen the map's range if the manual allows it")
+        self.readings = readings
+        self.bad = bad
+
+
+def map_for(url: MeterUrl) -> RegisterMap:
+    if url.scheme not in SCHEMES:
+        raise MapError(f"{redact(str(url))} is not a Modbus meter URL",
+                       hint="use one of " + ", ".join(SCHEMES))
+    return load_map(url.params["map"])
+
+
+def plan_for(
+    register_map: RegisterMap, quantities: Sequence[str] | None, packing: Packing
+) -> list[ReadBlock]:
+    entries = register_map.select(quantities)
+    if packing == "single":
+        return plan_single(entries)
+    return plan_reads(entries, max_registers=register_map.max_registers, max_gap=register_map.max_gap)
+
+
+async def read_modbus_meter(
+    url: MeterUrl,
+    meter_id: str,
+    *,
+    quantities: Sequence[str] | None = None,
+    clock: Clock | None = None,
+    timeout: float = 5.0,
+    source: str = "",
+    packing: Packing = "blocks",
+) -> list[Reading]:
+    """Read `quantities` (all of the map's when None) from the meter at `url`.
+
+    Raises a `protocols.modbus.errors` error: `MapMismatch` when the meter refuses the map's
+    addresses, `ModbusTimeout` / `ModbusCrcError` / `ModbusConnectionLost` (retryable), and
+    `PartialRead` (a `BadValue`, carrying the good readings) when a value is NaN, infinite or
+    outside its declared range. `packing="single"` reads one value per request (a baseline).
+    """
+    register_map = map_for(url)
+    blocks = plan_for(register_map, quantities, packing)
+    clock = clock or SystemClock()
+    good: list[DecodedValue] = []
+    bad: list[BadEntry] = []
+    async with open_session(url, timeout=timeout) as session:
+        ts = clock.now()
+        for block in blocks:
+            registers = await session.read(block, map_name=register_map.name)
+            block_good, block_bad = decode_block(block, registers)
+            good.extend(block_good)
+            bad.extend(block_bad)
+    readings = [
+        Reading(meter_id=meter_id, quantity=d.entry.quantity, ts=ts, value=d.value,
+                scale=d.entry.reading_scale, unit=d.entry.unit, snapshot=True, source=source, read_at=ts)
+        for d in good
+    ]
+    if bad:
+        details = "; ".join(f"{b.entry.name} ({b.entry.quantity}) {b.reason}" for b in bad)
+        raise PartialRead(f"meter {meter_id} at {redact(str(url))}: {len(bad)} bad value(s): {details}",
+                          readings=readings, bad=bad)
+    return readings

@@ -1,0 +1,75 @@
+"""Registers of one read request -> exact decimal values, checked before they become Readings.
+
+Integers are exact: the reading is `raw` with the entry's `scale`. A float is converted to the
+exact decimal of its bits, scaled, and rounded once (half-even) to the entry's resolution,
+so no binary float reaches a Reading. NaN, infinity and values outside the entry's declared
+range are reported as `BadEntry`, never as a good value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from protocols.modbus.datatypes import decode, registers_to_bytes
+from protocols.modbus.maps import RegisterEntry
+from protocols.modbus.plan import ReadBlock
+
+_QUANTUM = {exponent: Decimal(1).scaleb(exponent) for exponent in range(-9, 10)}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedValue:
+    entry: RegisterEntry
+    value: int  # the reading's value: amount = value x 10^entry.reading_scale
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.value).scaleb(self.entry.reading_scale)
+
+
+@dataclass(frozen=True, slots=True)
+class BadEntry:
+    entry: RegisterEntry
+    raw: int | float
+    reason: str
+
+
+def exact_value(entry: RegisterEntry, raw: int | float) -> int | str:
+    """The reading value for `raw` (an int), or the reason it is not a good value (a str)."""
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            return f"decodes to {raw}"
+        assert entry.resolution is not None  # guaranteed by the map's validation
+        scaled = Decimal(raw).scaleb(entry.scale).quantize(_QUANTUM[entry.resolution], ROUND_HALF_EVEN)
+        value = int(scaled.scaleb(-entry.resolution))
+    else:
+        value = raw
+    if not -(2**63) <= value < 2**63:
+        return f"{value} does not fit a reading (64-bit)"
+    if entry.min is not None or entry.max is not None:
+        amount = Decimal(value).scaleb(entry.reading_scale)
+        if entry.min is not None and amount < entry.min:
+            return f"{amount} {entry.unit} is below the declared minimum {entry.min}"
+        if entry.max is not None and amount > entry.max:
+            return f"{amount} {entry.unit} is above the declared maximum {entry.max}"
+    return value
+
+
+def decode_block(block: ReadBlock, registers: Sequence[int]) -> tuple[list[DecodedValue], list[BadEntry]]:
+    """Every entry of `block` from the registers the meter returned for it."""
+    if len(registers) != block.count:
+        raise ValueError(f"expected {block.count} registers from {block.address}, got {len(registers)}")
+    data = registers_to_bytes(registers)
+    good: list[DecodedValue] = []
+    bad: list[BadEntry] = []
+    for entry in block.entries:
+        raw = decode(data, entry.address - block.address, entry.type, entry.word_order)
+        checked = exact_value(entry, raw)
+        if isinstance(checked, str):
+            bad.append(BadEntry(entry, raw, checked))
+        else:
+            good.append(DecodedValue(entry, checked))
+    return good, bad
