@@ -33,6 +33,7 @@ from core.timezones import local_date, local_midnight_utc
 from headend import clocksync, commlog, health, landings, watermarks
 from headend.clocksync import ClockAction, ClockEvent, ClockPolicy
 from headend.commlog import Attempt
+from headend.dlms_session import counter_store
 from headend.keystore import KeyStore
 from headend.limits import SCHEDULED, Limiter, PollLimits
 from headend.policy import BreakerPolicy, RetryPolicy, error_class, retryable
@@ -201,7 +202,15 @@ class _Round:
             if events:
                 job.marks[key] = max(r.ts for r in events)
         if "registers" in reads and REGISTERS in caps and not job.registers_done:
-            job.readings.extend(await session.read_registers())
+            try:
+                job.readings.extend(await session.read_registers())
+            except AmrError as exc:
+                # A partial read (some values out of range) still lands its good values.
+                partial = getattr(exc, "readings", None)
+                if isinstance(partial, list) and partial:
+                    job.readings.extend(partial)
+                    job.registers_done = True
+                raise
             job.registers_done = True
 
     async def _attempt(self, job: _Job, attempt: int) -> BaseException | None:
@@ -359,7 +368,9 @@ async def poll_meters(
     clock = clock or SystemClock()
     options = options or PollOptions()
     stop = stop or asyncio.Event()
-    connector = connector or ProtocolConnector(keystore=KeyStore(settings.key_file), clock=clock)
+    connector = connector or ProtocolConnector(
+        keystore=KeyStore(settings.key_file), clock=clock, counters=counter_store(state)
+    )
     limiter = limiter or Limiter(
         PollLimits(concurrency=settings.concurrency, per_line=settings.per_line, per_cell=options.per_cell)
     )

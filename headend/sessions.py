@@ -9,8 +9,6 @@ so the engine never asks a Modbus meter for its load profile.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import inspect
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
@@ -20,6 +18,7 @@ from core.reading import Reading
 from headend.errors import UnsupportedMeter
 from headend.keystore import KeyStore
 from headend.registry import Meter
+from protocols.modbus.client import read_modbus_meter
 
 CLOCK = "clock"
 PROFILES = "profiles"
@@ -55,10 +54,6 @@ class Connector(Protocol):
     ) -> AbstractAsyncContextManager[MeterSession]: ...
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 class ModbusSession:
     """A Modbus meter is a snapshot of registers: no clock, no profiles, no events."""
 
@@ -73,14 +68,10 @@ class ModbusSession:
         return self._bytes
 
     async def read_registers(self) -> list[Reading]:
-        client = importlib.import_module("protocols.modbus.client")
-        readings = await _maybe_await(
-            client.read_modbus_meter(
-                self._meter.url, self._meter.meter_id, clock=self._clock, timeout=self._timeout,
-                source=self._source,
-            )
+        return await read_modbus_meter(
+            self._meter.url, self._meter.meter_id, clock=self._clock, timeout=self._timeout,
+            source=self._source,
         )
-        return list(readings)
 
     async def read_clock(self) -> dt.datetime:
         raise UnsupportedMeter(f"meter {self._meter.meter_id}: Modbus meters have no clock")
@@ -101,9 +92,12 @@ class ModbusSession:
 class ProtocolConnector:
     """Opens real protocol sessions; DLMS secrets are read from the key store only here."""
 
-    def __init__(self, *, keystore: KeyStore | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self, *, keystore: KeyStore | None = None, clock: Clock | None = None, counters: Any = None
+    ) -> None:
         self.keystore = keystore or KeyStore()
         self.clock = clock or SystemClock()
+        self.counters = counters  # a protocols.dlms.counters store for ciphered sessions
 
     def session(
         self, meter: Meter, *, timeout: float, source: str
@@ -114,7 +108,8 @@ class ProtocolConnector:
             from headend.dlms_session import open_dlms_session
 
             return open_dlms_session(
-                meter, timeout=timeout, source=source, clock=self.clock, keystore=self.keystore
+                meter, timeout=timeout, source=source, clock=self.clock, keystore=self.keystore,
+                counters=self.counters,
             )
         raise UnsupportedMeter(
             f"meter {meter.meter_id}: protocol {meter.protocol!r} has no session adapter",
