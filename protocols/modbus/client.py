@@ -38,13 +38,24 @@ def map_for(url: MeterUrl) -> RegisterMap:
     return load_map(url.params["map"])
 
 
+_plans: dict[tuple[int, tuple[str, ...] | None, str], tuple[RegisterMap, list[ReadBlock]]] = {}
+
+
 def plan_for(
     register_map: RegisterMap, quantities: Sequence[str] | None, packing: Packing
 ) -> list[ReadBlock]:
+    """The requests for `quantities`, planned once per map and selection (polls repeat them)."""
+    key = (id(register_map), None if quantities is None else tuple(quantities), packing)
+    cached = _plans.get(key)
+    if cached is not None and cached[0] is register_map:
+        return cached[1]
     entries = register_map.select(quantities)
     if packing == "single":
-        return plan_single(entries)
-    return plan_reads(entries, max_registers=register_map.max_registers, max_gap=register_map.max_gap)
+        blocks = plan_single(entries)
+    else:
+        blocks = plan_reads(entries, max_registers=register_map.max_registers, max_gap=register_map.max_gap)
+    _plans[key] = (register_map, blocks)
+    return blocks
 
 
 async def read_modbus_meter(

@@ -11,6 +11,7 @@ A malformed map raises `MapError` naming the file, the entry and the reason.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Sequence
@@ -118,6 +119,13 @@ class RegisterEntry(BaseModel):
     def reading_scale(self) -> int:
         """The `scale` of the Readings this entry produces."""
         return self.resolution if self.resolution is not None else self.scale
+
+    @cached_property
+    def bounds(self) -> tuple[int | None, int | None]:
+        """The declared range in reading units (value x 10^reading_scale), so checks compare integers."""
+        low = None if self.min is None else math.ceil(self.min.scaleb(-self.reading_scale))
+        high = None if self.max is None else math.floor(self.max.scaleb(-self.reading_scale))
+        return low, high
 
 
 class RegisterMap(BaseModel):

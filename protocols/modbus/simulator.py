@@ -18,7 +18,8 @@ import csv
 import datetime as dt
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -277,6 +278,26 @@ class ModbusFleetSimulator:
         return meter.load.register_wh(when or self.clock.now())
 
 
+def run_fleet(
+    simulator: ModbusFleetSimulator,
+    *,
+    fleet_file: Path,
+    on_ready: Callable[[ModbusFleetSimulator], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the fleet, write its fleet file, and run until `stop` is set or Ctrl-C."""
+
+    async def serve() -> None:
+        async with simulator as fleet:
+            fleet.write_fleet_file(fleet_file)
+            if on_ready is not None:
+                on_ready(fleet)
+            await (stop or asyncio.Event()).wait()
+
+    with suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
 def _bound_port(server: ModbusTcpServer) -> int:
     """The port the OS gave a server bound to port 0."""
     listener = server.transport
@@ -285,4 +306,4 @@ def _bound_port(server: ModbusTcpServer) -> int:
     return port
 
 
-__all__ = ["ModbusFleetSimulator", "SimulatedMeter", "parse_faults"]
+__all__ = ["ModbusFleetSimulator", "SimulatedMeter", "parse_faults", "run_fleet"]

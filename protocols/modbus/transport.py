@@ -99,10 +99,13 @@ class ModbusSession:
         self._timeout = timeout
         self.requests = 0
 
+    def _where(self, block: ReadBlock) -> tuple[str, str]:
+        """The meter and the request, for messages (built only when something failed)."""
+        return (f"{redact(str(self.url))} unit {self.unit}",
+                f"{block.function} registers {block.address}..{block.address + block.count - 1}")
+
     async def read(self, block: ReadBlock, *, map_name: str) -> list[int]:
         """The registers of one request; raises a ModbusError subclass on any failure."""
-        where = f"{redact(str(self.url))} unit {self.unit}"
-        span = f"{block.function} registers {block.address}..{block.address + block.count - 1}"
         before = self._watch.received
         self.requests += 1
         try:
@@ -113,9 +116,11 @@ class ModbusSession:
                 response = await self._client.read_input_registers(
                     block.address, count=block.count, device_id=self.unit)
         except ConnectionException as exc:
+            where, span = self._where(block)
             raise ModbusConnectionLost(f"{where}: connection lost reading {span}: {exc}",
                                        hint="check the meter or gateway is powered and reachable") from exc
         except ModbusIOException as exc:
+            where, span = self._where(block)
             if self.url.scheme != "modbus+tcp" and self._watch.received > before:
                 raise ModbusCrcError(
                     f"{where}: the answer to {span} failed its CRC check (noise or a wrong baud rate?)",
@@ -124,11 +129,14 @@ class ModbusSession:
                                 hint="check the unit id, the line settings and that the meter is powered",
                                 ) from exc
         except ModbusException as exc:
+            where, span = self._where(block)
             raise ModbusError(f"{where}: reading {span} failed: {exc}") from exc
         if response.isError():
+            where, span = self._where(block)
             raise _exception_error(getattr(response, "exception_code", 0), where, span, map_name)
         registers: list[int] = list(response.registers)
         if len(registers) != block.count:
+            where, span = self._where(block)
             raise ModbusError(f"{where}: asked for {block.count} registers of {span}, got {len(registers)}")
         return registers
 
