@@ -71,7 +71,7 @@ def _error(exc: AmrError, status: int, code: str) -> JSONResponse:
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, object]]]:
-    details = []
+    details: list[dict[str, object]] = []
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()))

@@ -59,3 +59,8 @@ class PublishError(PortalError):
     def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retryable = retryable
+
+
+class NotConfigured(PortalError):
+    status = 500
+    code = "not_configured"
