@@ -1,0 +1,1 @@
+"""Ingest: landed readings -> validation, estimation, aggregation (VEE) -> measurement store."""

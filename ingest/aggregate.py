@@ -1,0 +1,185 @@
+"""Aggregation, as pure LazyFrame transforms: day-end registers, daily energy with its
+time-of-use split, the day-level findings, monthly sums and rollups.
+
+Daily energy of a meter with load-profile intervals is their sum (measured plus
+estimated) split by the TOU calendar in force, by the minute each interval starts; a
+meter known only by register snapshots gets the advance of its import register between
+the ends of the previous day and this one (basis `registers`, unwrapped at a rollover).
+Watt-hours are integers: the buckets are floored and peak takes the remainder, so they
+always add up to `energy_wh`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import polars as pl
+
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
+from core.tables import DAILY_SCHEMA, REGISTER_READS_SCHEMA
+from core.timezones import local_midnight_utc
+from ingest.codes import ESTIMATED, VALID, Reason
+from ingest.config import VeeConfig
+from ingest.estimate import minute_of_day
+from ingest.schema import FINDINGS_SCHEMA, MONTHLY_SCHEMA
+
+REGISTER_PATTERN = r"^1\.0\.1\.8\.[0-4]\.255$"  # active import, total and per rate
+
+
+def day_end_registers(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.LazyFrame:
+    """The import registers at the end of `day`: the first valid read at or within
+    `day_end_window_minutes` after the next local midnight, per meter and quantity."""
+    end = local_midnight_utc(day + dt.timedelta(days=1))
+    window_end = end + dt.timedelta(minutes=cfg.day_end_window_minutes)
+    return (
+        readings.filter(
+            (pl.col("state") == VALID)
+            & pl.col("quantity").str.contains(REGISTER_PATTERN)
+            & pl.col("ts").is_between(pl.lit(end), pl.lit(window_end), closed="both")
+        )
+        .sort("ts")
+        .group_by("meter_key", "meter_id", "quantity")
+        .first()
+        .with_columns(date=pl.lit(day), estimated=pl.lit(False))
+    )
+
+
+def register_reads(ends: pl.LazyFrame) -> pl.LazyFrame:
+    return ends.select(pl.col(name).cast(dtype) for name, dtype in REGISTER_READS_SCHEMA.items())
+
+
+def advances(start: pl.LazyFrame, end: pl.LazyFrame, capacity: pl.LazyFrame) -> pl.LazyFrame:
+    """(meter_key, advance_mwh) of the total import register from `start` to `end`."""
+    total = pl.col("quantity") == ACTIVE_IMPORT_TOTAL
+    a = start.filter(total).select("meter_key", start_mwh=pl.col("mwh"))
+    b = end.filter(total).select("meter_key", end_mwh=pl.col("mwh"))
+    diff = pl.col("end_mwh") - pl.col("start_mwh")
+    return (
+        a.join(b, on="meter_key").join(capacity, on="meter_key", how="left")
+        .select("meter_key", advance_mwh=pl.when(diff < 0).then(diff + pl.col("capacity_mwh"))
+                .otherwise(diff))
+    )
+
+
+def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """Per meter: total, TOU buckets, measured count and estimated part, in mWh."""
+    rows = readings.filter(
+        (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
+    ).with_columns(minute_of_day(pl.col("ts") - cfg.interval))
+    rows = rows.join(tou, on="minute", how="left")
+    mwh = pl.col("mwh")
+    return rows.group_by("meter_key", "meter_id").agg(
+        total_mwh=mwh.sum(),
+        off_mwh=mwh.filter(pl.col("tou") == "offpeak").sum(),
+        normal_mwh=mwh.filter(pl.col("tou") == "normal").sum(),
+        intervals=(pl.col("state") == VALID).sum().cast(pl.Int32),
+        est_mwh=mwh.filter(pl.col("state") == ESTIMATED).sum(),
+        est_slots=((pl.col("state") == ESTIMATED) & (pl.col("method") != "outage")).sum(),
+    )
+
+
+def daily(
+    intervals: pl.LazyFrame, adv: pl.LazyFrame, meters: pl.LazyFrame, day: dt.date
+) -> pl.LazyFrame:
+    """Daily rows: interval meters from their intervals, the others from register advance."""
+    from_intervals = intervals.select(
+        "meter_id",
+        date=pl.lit(day),
+        energy_wh=pl.col("total_mwh") // 1000,
+        offpeak_wh=pl.col("off_mwh") // 1000,
+        normal_wh=pl.col("normal_mwh") // 1000,
+        peak_wh=pl.col("total_mwh") // 1000 - pl.col("off_mwh") // 1000 - pl.col("normal_mwh") // 1000,
+        intervals=pl.col("intervals"),
+        estimated_wh=pl.col("est_mwh") // 1000,
+        basis=pl.lit("intervals"),
+    )
+    zero = pl.lit(0, pl.Int64)
+    from_registers = (
+        adv.join(intervals.select("meter_key"), on="meter_key", how="anti")
+        .join(meters.select("meter_key", "meter_id"), on="meter_key")
+        .select(
+            "meter_id", date=pl.lit(day), energy_wh=pl.col("advance_mwh") // 1000,
+            offpeak_wh=zero, normal_wh=zero, peak_wh=zero, intervals=pl.lit(0, pl.Int32),
+            estimated_wh=zero, basis=pl.lit("registers"),
+        )
+    )
+    return pl.concat([from_intervals, from_registers], how="vertical_relaxed").select(
+        pl.col(name).cast(dtype) for name, dtype in DAILY_SCHEMA.items()
+    )
+
+
+def _ratio(value: Decimal) -> tuple[int, int]:
+    num, den = value.as_integer_ratio()
+    return num, den
+
+
+def findings(
+    intervals: pl.LazyFrame,
+    adv: pl.LazyFrame,
+    day_rows: pl.LazyFrame,
+    history: pl.LazyFrame,
+    meters: pl.LazyFrame,
+    *,
+    day: dt.date,
+    complete: bool,
+    cfg: VeeConfig,
+) -> pl.LazyFrame:
+    """Day-level findings: gap, sum_check, high_usage, low_usage."""
+    keyed = meters.select("meter_key", "meter_id")
+    gap = intervals.filter(pl.col("est_slots") > 0).select(
+        "meter_key", "meter_id", rule=pl.lit(str(Reason.GAP)),
+        value=pl.col("est_slots").cast(pl.Int64), limit=pl.lit(0, pl.Int64),
+    )
+    tol_num, tol_den = _ratio(cfg.sum_check_tolerance)
+    off = (pl.col("total_mwh") - pl.col("advance_mwh")).abs()
+    allowed = pl.col("advance_mwh") * tol_num // tol_den + cfg.sum_check_slack_wh * 1000
+    sums = intervals.join(adv, on="meter_key").filter(off > allowed).select(
+        "meter_key", "meter_id", rule=pl.lit(str(Reason.SUM_CHECK)),
+        value=pl.col("total_mwh") // 1000, limit=pl.col("advance_mwh") // 1000,
+    )
+    parts = [gap, sums]
+    if complete:
+        hist = history.filter(pl.col("date") < day).group_by("meter_id").agg(
+            hist_sum=pl.col("energy_wh").sum(), hist_days=pl.len()
+        ).filter(pl.col("hist_days") >= cfg.history_min_days)
+        hi_num, hi_den = _ratio(cfg.high_usage_factor)
+        lo_num, lo_den = _ratio(cfg.low_usage_factor)
+        judged = day_rows.join(hist, on="meter_id").join(keyed, on="meter_id")
+        energy = pl.col("energy_wh") * pl.col("hist_days")
+        high = judged.filter(energy * hi_den > pl.col("hist_sum") * hi_num)
+        low = judged.filter(energy * lo_den < pl.col("hist_sum") * lo_num)
+        for frame, rule in ((high, Reason.HIGH_USAGE), (low, Reason.LOW_USAGE)):
+            parts.append(frame.select(
+                "meter_key", "meter_id", rule=pl.lit(str(rule)), value=pl.col("energy_wh"),
+                limit=pl.col("hist_sum") // pl.col("hist_days"),
+            ))
+    return pl.concat(parts, how="vertical_relaxed").with_columns(date=pl.lit(day)).select(
+        pl.col(name).cast(dtype) for name, dtype in FINDINGS_SCHEMA.items()
+    )
+
+
+def monthly(day_rows: pl.LazyFrame, month: str) -> pl.LazyFrame:
+    return day_rows.group_by("meter_id").agg(
+        month=pl.lit(month),
+        energy_wh=pl.col("energy_wh").sum(),
+        offpeak_wh=pl.col("offpeak_wh").sum(),
+        normal_wh=pl.col("normal_wh").sum(),
+        peak_wh=pl.col("peak_wh").sum(),
+        estimated_wh=pl.col("estimated_wh").sum(),
+        days=pl.len().cast(pl.Int32),
+    ).select(pl.col(name).cast(dtype) for name, dtype in MONTHLY_SCHEMA.items())
+
+
+def rollup(day_rows: pl.LazyFrame, meters: pl.LazyFrame, by: str) -> pl.LazyFrame:
+    """Energy by route or by district (the customer code's unit, `PDnn`)."""
+    group = pl.col("route") if by == "route" else pl.col("customer_code").str.slice(0, 4)
+    return (
+        day_rows.join(meters.select("meter_id", "route", "customer_code"), on="meter_id", how="left")
+        .with_columns(group.fill_null("(none)").alias(by))
+        .group_by(by)
+        .agg(meters=pl.col("meter_id").n_unique(), energy_wh=pl.col("energy_wh").sum(),
+             offpeak_wh=pl.col("offpeak_wh").sum(), normal_wh=pl.col("normal_wh").sum(),
+             peak_wh=pl.col("peak_wh").sum(), estimated_wh=pl.col("estimated_wh").sum())
+        .sort(by)
+    )

@@ -1,0 +1,61 @@
+"""What a quantity is (register, interval, event, instant) and its energy in exact mWh.
+
+Expressions only: the OBIS groups are split out of the code's text in Polars, so a
+partition of millions of rows is classified without a Python loop.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from core.obis import STANDARD_EVENT_LOG
+
+REGISTER = "register"
+INTERVAL = "interval"
+EVENT = "event"
+INSTANT = "instant"
+
+ACTIVE_C = (1, 2, 15, 16, 21, 22, 41, 42, 61, 62)  # active energy, total and per phase
+REACTIVE_C = (3, 4, 5, 6, 7, 8)
+ENERGY_UNITS = {"Wh": 3, "kWh": 6}  # exponent to milliwatt-hours
+REACTIVE_UNITS = {"varh": 3, "kvarh": 6}
+
+
+def _group(index: int) -> pl.Expr:
+    return pl.col("quantity").str.split(".").list.get(index, null_on_oob=True).cast(pl.Int32, strict=False)
+
+
+def kind_expr() -> pl.Expr:
+    a, d = _group(0), _group(3)
+    return (
+        pl.when(pl.col("quantity") == STANDARD_EVENT_LOG).then(pl.lit(EVENT))
+        .when((a == 1) & d.is_in([8, 9, 10])).then(pl.lit(REGISTER))
+        .when((a == 1) & d.is_in([29, 30])).then(pl.lit(INTERVAL))
+        .otherwise(pl.lit(INSTANT))
+        .alias("kind")
+    )
+
+
+def unit_exponent_expr() -> pl.Expr:
+    """Exponent from the unit to mWh for energy quantities; null when the unit does not fit."""
+    c = _group(2)
+    active = pl.col("unit").replace_strict(ENERGY_UNITS, default=None, return_dtype=pl.Int32)
+    reactive = pl.col("unit").replace_strict(REACTIVE_UNITS, default=None, return_dtype=pl.Int32)
+    return pl.when(c.is_in(ACTIVE_C)).then(active).when(c.is_in(REACTIVE_C)).then(reactive).otherwise(None)
+
+
+def mwh_expr(exponent: pl.Expr) -> pl.Expr:
+    """`value x 10^(scale + exponent)` as an integer number of mWh (exact for scale >= -exponent)."""
+    k = pl.col("scale").cast(pl.Int64) + exponent.cast(pl.Int64)
+    ten = pl.lit(10, pl.Int64)
+    return pl.col("value") * ten.pow(k.clip(0, 18)) // ten.pow((-k).clip(0, 18))
+
+
+def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add `kind`, `unit_ok` (energy unit fits the quantity) and `mwh`."""
+    out = lf.with_columns(kind_expr(), unit_exponent_expr().alias("_exp"))
+    energy = pl.col("kind").is_in([REGISTER, INTERVAL])
+    return out.with_columns(
+        unit_ok=~energy | pl.col("_exp").is_not_null(),
+        mwh=pl.when(energy & pl.col("_exp").is_not_null()).then(mwh_expr(pl.col("_exp"))).otherwise(None),
+    ).drop("_exp")

@@ -1,0 +1,123 @@
+"""The meter registry as ingest needs it: integer keys, buckets, service dates, limits.
+
+Read once per run from the operational store's `meters` table into a frame; the
+per-meter limits come from the `attributes` JSON, vectorised (no per-row Python).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from core.buckets import bucket_of
+from core.fleet import FleetRow
+from core.state import StateStore
+from ingest.config import VeeConfig
+from ingest.errors import ImportRefused
+
+REGISTRY_SCHEMA: dict[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "meter_key": pl.Int64(),
+    "bucket": pl.Int32(),
+    "installed_on": pl.Date(),
+    "removed_on": pl.Date(),
+    "route": pl.String(),
+    "customer_code": pl.String(),
+    "attributes": pl.String(),
+}
+
+
+def load_registry(state: StateStore) -> pl.DataFrame:
+    query = sa.text(
+        "SELECT meter_id, meter_key, bucket, installed_on, removed_on, route, customer_code, attributes "
+        "FROM meters"
+    )
+    with state.read() as conn:
+        rows = conn.execute(query).all()
+    columns: dict[str, list[Any]] = {name: [] for name in REGISTRY_SCHEMA}
+    for row in rows:
+        for name, value in zip(REGISTRY_SCHEMA, row, strict=True):
+            if name in ("installed_on", "removed_on") and isinstance(value, str):
+                value = dt.date.fromisoformat(value[:10])
+            columns[name].append(value)
+    return pl.DataFrame(columns, schema=REGISTRY_SCHEMA)
+
+
+def with_limits(registry: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
+    """Add `rated_mwh` (most energy one interval can carry) and `capacity_mwh` per meter."""
+
+    def attribute(name: str, default: int) -> pl.Expr:
+        return (
+            pl.col("attributes").str.json_path_match(f"$.{name}").cast(pl.Int64, strict=False)
+            .fill_null(default)
+        )
+
+    current = attribute("rated_current_a", cfg.default_rated_current_a)
+    voltage = attribute("voltage_v", cfg.default_voltage_v)
+    phases = attribute("phases", cfg.default_phases)
+    capacity = attribute("register_capacity_wh", cfg.default_register_capacity_wh)
+    return registry.with_columns(
+        rated_mwh=current * voltage * phases * cfg.interval_minutes * 1000 // 60,
+        capacity_mwh=capacity * 1000,
+    )
+
+
+def _read_fleet(path: Path) -> list[dict[str, Any]]:
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ImportRefused(f"fleet file {path} cannot be read: {exc}") from exc
+    return [{k: v for k, v in row.items() if v not in (None, "")} for row in frame.iter_rows(named=True)]
+
+
+def register_fleet(state: StateStore, path: Path, *, buckets: int) -> int:
+    """Add the fleet file's meters the registry does not know yet; returns how many.
+
+    Every row is validated first (`core.fleet.FleetRow`); one bad row refuses the file.
+    """
+    rows: list[FleetRow] = []
+    for line, raw in enumerate(_read_fleet(path), start=2):
+        try:
+            rows.append(FleetRow(**raw))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ImportRefused(
+                f"fleet file {path}, row {line}: {problem}",
+                hint="fix the row; a fleet file has meter_id, url and optional registry columns",
+            ) from exc
+    added = 0
+    with state.transaction() as conn:
+        known = {r[0] for r in conn.execute(sa.text("SELECT meter_id FROM meters"))}
+        next_key = int(conn.execute(sa.text("SELECT COALESCE(MAX(meter_key), 0) FROM meters")).scalar_one())
+        for row in rows:
+            if row.meter_id in known:
+                continue
+            next_key += 1
+            known.add(row.meter_id)
+            attributes = {"read": row.read, "households": row.households, "tariff_class": row.tariff_class}
+            conn.execute(
+                sa.text(
+                    "INSERT INTO meters (meter_id, meter_key, customer_code, url, protocol, model, route, "
+                    "bucket, ct_ratio, vt_ratio, installed_on, removed_on, attributes) VALUES "
+                    "(:meter_id, :key, :customer, :url, :protocol, :model, :route, :bucket, :ct, :vt, "
+                    ":installed, :removed, :attributes)"
+                ),
+                {
+                    "meter_id": row.meter_id, "key": next_key, "customer": row.customer_code,
+                    "url": row.url, "protocol": row.meter_url.protocol, "model": row.model,
+                    "route": row.route, "bucket": bucket_of(row.meter_id, buckets),
+                    "ct": row.ct_ratio, "vt": row.vt_ratio, "installed": row.installed_on,
+                    "removed": row.removed_on, "attributes": json.dumps(attributes),
+                },
+            )
+            added += 1
+    return added

@@ -1,0 +1,392 @@
+"""`amr ingest run`: take every new landing batch through VEE into the store.
+
+Order of a run, chosen so that a run killed at any point and run again leaves the same
+store: (1) stage the new batches by partition; (2) recompute every touched partition from
+all it ever received and write new files; (3) commit `readings` (readings, quarantine
+and estimates of a partition swap together); (4) aggregate the touched days (and the
+day after each, whose register-based energy starts at their end) and commit `findings`,
+`register_reads`, `daily`, `monthly`; (5) log the batches and mark them taken, in one
+transaction. Until (5) the batches are not taken, so a rerun takes them again: their
+rows are then identical repeats of what (3) stored, and every partition comes out the
+same. One run at a time per data directory (a file lock); others wait for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+
+from core.config import Settings
+from core.landing import LandingBatch, list_batches
+from core.measurements import MeasurementStore, Partition, Table, partition
+from core.state import StateStore
+from core.tables import DAILY, DAILY_SCHEMA, REGISTER_READS, REGISTER_READS_SCHEMA
+from core.timezones import local_midnight_utc
+from ingest import aggregate
+from ingest.accounting import BatchCount, IngestReport, finish, record, tally
+from ingest.codes import ESTIMATED
+from ingest.config import VeeConfig
+from ingest.errors import IngestError
+from ingest.estimate import like_days, like_profile
+from ingest.registry import load_registry, with_limits
+from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
+from ingest.staging import PartitionKey, Staged, clear_staging, route, stage, staging_root
+from ingest.tou import Calendar, in_force, load_calendars
+from ingest.vee import DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
+
+DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    path: str  # relative to the data directory, as recorded in landing_taken
+    sha256: str
+    batch: LandingBatch
+
+
+@contextlib.contextmanager
+def run_lock(data_dir: Path) -> Iterator[None]:
+    folder = data_dir / "ingest"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "run.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def new_batches(data_dir: Path, state: StateStore) -> list[NewBatch]:
+    """Landing batches not taken yet; a batch whose checksum was taken under another name is
+    the same data landed twice and is skipped too."""
+    with state.read() as conn:
+        taken: dict[str, str] = {
+            str(path): str(sha)
+            for path, sha in conn.execute(sa.text("SELECT batch_path, sha256 FROM landing_taken")).all()
+        }
+    known = set(taken.values())
+    out: list[NewBatch] = []
+    for batch in list_batches(data_dir):
+        relative = str(batch.path.relative_to(data_dir))
+        if relative in taken:
+            continue
+        digest = batch.sha256()
+        if digest in known:
+            continue
+        known.add(digest)
+        out.append(NewBatch(relative, digest, batch))
+    return out
+
+
+def run_ingest(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    vee: VeeConfig | None = None,
+) -> IngestReport:
+    """Take every new landing batch (idempotent by path and checksum) through VEE, store,
+    estimate, aggregate the touched days and publish `daily` and `register_reads`."""
+    with run_lock(data_dir):
+        return ingest_batches(
+            data_dir, state, new_batches(data_dir, state), settings=settings, now=now, vee=vee
+        )
+
+
+def reaggregate(
+    data_dir: Path,
+    state: StateStore,
+    days: Iterable[PartitionKey],
+    *,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> IngestReport:
+    """Recompute partitions (after a review decision) without new batches."""
+    with run_lock(data_dir):
+        return ingest_batches(data_dir, state, [], settings=settings, now=now, recompute=set(days))
+
+
+@dataclass
+class _Run:
+    data_dir: Path
+    cfg: VeeConfig
+    now: dt.datetime
+    store: MeasurementStore
+    registry: pl.DataFrame
+    calendars: list[Calendar]
+    decisions: pl.DataFrame
+    pending: dict[PartitionKey, Path] = field(default_factory=dict)  # written, not yet committed
+    pending_names: dict[PartitionKey, str] = field(default_factory=dict)
+    pending_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table:
+        return self.store.table(name)
+
+    def readings(self, day: dt.date, bucket: int) -> pl.LazyFrame:
+        if (day, bucket) in self.pending:
+            return pl.scan_parquet(self.pending[(day, bucket)])
+        return self.table(READINGS).scan(READINGS_SCHEMA, date=day, bucket=bucket)
+
+    def readings_days(self, bucket: int) -> set[dt.date]:
+        days = {d for d, b in self.pending if b == bucket}
+        for path in self.table(READINGS).manifest().partitions:
+            values = dict(part.split("=", 1) for part in path.split("/"))
+            if int(values["bucket"]) == bucket:
+                days.add(dt.date.fromisoformat(values["date"]))
+        return days
+
+    def meters(self, bucket: int) -> pl.LazyFrame:
+        return self.registry.lazy().filter(pl.col("bucket") == bucket)
+
+    def daily_history(self, day: dt.date, bucket: int) -> pl.LazyFrame:
+        first = day - dt.timedelta(days=self.cfg.history_days)
+        months = sorted({(first + DAY * i).strftime("%Y-%m") for i in range(self.cfg.history_days)})
+        pending_days = {d for d, b in self.pending_daily if b == bucket}
+        live = (
+            self.table(DAILY)
+            .scan(DAILY_SCHEMA, month=months, bucket=bucket)
+            .filter(pl.col("date").is_between(first, day - DAY) & ~pl.col("date").is_in(sorted(pending_days)))
+        )
+        extra = [f.lazy() for (d, b), f in self.pending_daily.items() if b == bucket and first <= d < day]
+        return pl.concat([live.select(list(DAILY_SCHEMA)), *extra], how="vertical_relaxed")
+
+
+def _load_decisions(state: StateStore, days: set[dt.date]) -> pl.DataFrame:
+    if not days:
+        return pl.DataFrame(schema=DECISIONS_SCHEMA)
+    query = sa.text(
+        "SELECT meter_id, quantity, ts, action, value, scale, new_value, local_date, id "
+        "FROM ingest_decisions WHERE local_date >= :first AND local_date <= :last ORDER BY id"
+    )
+    with state.read() as conn:
+        rows = conn.execute(query, {"first": min(days).isoformat(), "last": max(days).isoformat()}).all()
+    frame = pl.DataFrame(
+        [r[:7] for r in rows],
+        orient="row",
+        schema={
+            "meter_id": pl.String(),
+            "quantity": pl.String(),
+            "ts": pl.String(),
+            "action": pl.String(),
+            "value": pl.Int64(),
+            "scale": pl.Int8(),
+            "new_value": pl.Int64(),
+        },
+    )
+    # the latest decision per reading key and value wins
+    return (
+        frame.with_columns(ts=pl.col("ts").str.to_datetime(time_unit="us", time_zone="UTC"))
+        .unique(["meter_id", "quantity", "ts"], keep="last", maintain_order=True)
+        .select(list(DECISIONS_SCHEMA))
+    )
+
+
+def ingest_batches(
+    data_dir: Path,
+    state: StateStore,
+    batches: list[NewBatch],
+    *,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    vee: VeeConfig | None = None,
+    recompute: set[PartitionKey] | None = None,
+) -> IngestReport:
+    """Stage, validate, estimate, store and aggregate; the caller holds the run lock."""
+    cfg = vee or VeeConfig.from_settings(settings)
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    report = IngestReport(run_id=f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
+    clear_staging(data_dir)
+    staged = Staged(folder=staging_root(data_dir) / report.run_id)
+    registry = with_limits(load_registry(state), cfg)
+    counts: dict[int, BatchCount] = {}
+    for index, item in enumerate(batches):
+        routed = route(item.batch.read(), registry, batch=index, buckets=settings.buckets, cfg=cfg)
+        stage(staged, routed, batch=index)
+        counts[index] = BatchCount(item.path, item.sha256, rows_in=routed.height)
+    touched = sorted(set(staged.files) | (recompute or set()))
+    run = _Run(
+        data_dir=data_dir,
+        cfg=cfg,
+        now=moment,
+        store=MeasurementStore(data_dir),
+        registry=registry,
+        calendars=load_calendars(),
+        decisions=_load_decisions(state, {d for d, _ in touched}),
+    )
+    methods: Counter[str] = Counter()
+    replaced: list[pl.DataFrame] = []
+    for key in touched:
+        outcomes, estimates, gone = _vee_partition(run, key, staged.files.get(key, []))
+        tally(counts, outcomes)
+        methods.update(dict(estimates.iter_rows()))
+        if gone.height:
+            replaced.append(gone)
+    finish(report, counts)
+    report.partitions = len(touched)
+    report.estimates = sum(methods.values())
+    report.estimates_by_method = dict(sorted(methods.items()))
+    _audit_replaced(state, replaced)
+    run.table(READINGS).commit(
+        replace={partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
+    )
+    report.days_aggregated = _aggregate(run, touched)
+    with state.transaction() as conn:
+        record(conn, report)
+    shutil.rmtree(staged.folder, ignore_errors=True)
+    return report
+
+
+def _vee_partition(
+    run: _Run, key: PartitionKey, files: list[Path]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    day, bucket = key
+    new = pl.scan_parquet(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
+    available = run.readings_days(bucket) - {day}
+    likes = like_days(day, available, run.cfg)
+    like_frames = [run.readings(d, bucket).filter(pl.col("mwh").is_not_null()) for d in likes]
+    like = like_profile(
+        pl.concat(like_frames, how="vertical_relaxed")
+        if like_frames
+        else pl.LazyFrame(schema=READINGS_SCHEMA)
+    )
+    inputs = VeeInputs(
+        day=day,
+        existing=run.readings(day, bucket),
+        new=new,
+        previous=run.readings(day - DAY, bucket),
+        meters=run.meters(bucket),
+        history=run.daily_history(day, bucket),
+        like=like,
+        decisions=run.decisions.lazy().filter(
+            pl.col("ts").dt.convert_time_zone("Asia/Ho_Chi_Minh").dt.date().is_between(day, day + DAY)
+        ),
+    )
+    vee = plan(inputs, run.cfg, run.now)
+    readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced])
+    table = run.table(READINGS)
+    name = table.write_file(partition(date=day, bucket=bucket), readings)
+    run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
+    run.pending_names[key] = name
+    estimates = readings.filter(pl.col("state") == ESTIMATED).group_by("method").len()
+    return outcomes, estimates, gone
+
+
+def _audit_replaced(state: StateStore, frames: list[pl.DataFrame]) -> None:
+    """Estimates that measured values replaced; idempotent (a rerun adds nothing twice)."""
+    if not frames:
+        return
+    rows = [
+        {
+            "meter_id": m,
+            "quantity": q,
+            "ts": ts.isoformat(),
+            "rule": "estimate_replaced",
+            "before": f"{before} mWh ({method})",
+            "after": f"{after} mWh (measured)",
+            "actor": "ingest",
+        }
+        for frame in frames
+        for _, m, q, ts, before, method, after in frame.iter_rows()
+    ]
+    with state.transaction() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO ingest_audit (meter_id, quantity, ts, rule, before_text, after_text, actor) "
+                "VALUES (:meter_id, :quantity, :ts, :rule, :before, :after, :actor) "
+                "ON CONFLICT (meter_id, quantity, ts, rule, before_text, after_text) DO NOTHING"
+            ),
+            rows,
+        )
+
+
+def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
+    """Aggregate the touched days and the day after each that the store has."""
+    days = set(touched)
+    for day, bucket in touched:
+        if day + DAY in run.readings_days(bucket):
+            days.add((day + DAY, bucket))
+    new_daily: dict[tuple[str, int], list[pl.DataFrame]] = {}
+    new_regs: dict[tuple[str, int], list[pl.DataFrame]] = {}
+    findings: dict[Partition, pl.DataFrame] = {}
+    for day, bucket in sorted(days):
+        cur = run.readings(day, bucket)
+        prev = run.readings(day - DAY, bucket)
+        meters = run.meters(bucket)
+        ends = aggregate.day_end_registers(cur, day, run.cfg)
+        adv = aggregate.advances(
+            aggregate.day_end_registers(prev, day - DAY, run.cfg),
+            ends,
+            meters.select("meter_key", "capacity_mwh"),
+        )
+        tou = in_force(run.calendars, day).lookup(day)
+        intervals = aggregate.interval_days(cur, tou, run.cfg)
+        rows = aggregate.daily(intervals, adv, meters, day)
+        complete = run.now >= local_midnight_utc(day + DAY)
+        found = aggregate.findings(
+            intervals,
+            adv,
+            rows,
+            run.daily_history(day, bucket),
+            meters,
+            day=day,
+            complete=complete,
+            cfg=run.cfg,
+        )
+        day_rows, found_rows, regs = pl.collect_all([rows, found, aggregate.register_reads(ends)])
+        run.pending_daily[(day, bucket)] = day_rows
+        month = day.strftime("%Y-%m")
+        new_daily.setdefault((month, bucket), []).append(day_rows)
+        new_regs.setdefault((month, bucket), []).append(regs)
+        findings[partition(date=day, bucket=bucket)] = found_rows
+    _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
+    _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
+    merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
+    run.table(MONTHLY).write_partitions(
+        {
+            partition(month=m, bucket=b): aggregate.monthly(frame.lazy(), m).collect()
+            for (m, b), frame in merged.items()
+        }
+    )
+    return len(days)
+
+
+def _replace_days(
+    table: Table, frames: dict[Partition, pl.DataFrame], schema: dict[str, pl.DataType] | object
+) -> None:
+    names = {key: [table.write_file(key, frame)] for key, frame in frames.items()}
+    table.commit(replace=names)
+
+
+def _merge_months(
+    table: Table, frames: dict[tuple[str, int], list[pl.DataFrame]], schema: dict[str, pl.DataType] | object
+) -> dict[tuple[str, int], pl.DataFrame]:
+    """Month partitions: the rows of other days kept, the recomputed days replaced."""
+    assert isinstance(schema, dict)
+    out: dict[tuple[str, int], pl.DataFrame] = {}
+    written: dict[Partition, list[str]] = {}
+    for (month, bucket), parts in frames.items():
+        fresh = pl.concat(parts, how="vertical_relaxed")
+        days = fresh.get_column("date").unique().to_list()
+        kept = table.scan(schema, month=month, bucket=bucket).filter(~pl.col("date").is_in(days)).collect()
+        merged = pl.concat(
+            [kept.select(list(schema)), fresh.select(list(schema))], how="vertical_relaxed"
+        ).sort(["meter_id", "date"])
+        key = partition(month=month, bucket=bucket)
+        written[key] = [table.write_file(key, merged)]
+        out[(month, bucket)] = merged
+    table.commit(replace=written)
+    return out
+
+
+__all__ = ["IngestError", "IngestReport", "reaggregate", "run_ingest"]

@@ -1,0 +1,56 @@
+"""Ingest's own measurement-store tables, declared once.
+
+`readings` holds every reading ingest kept, in one table with a `state` column
+(valid, quarantined, rejected, estimated): a partition's readings, quarantine and
+estimates are then swapped by ONE manifest commit, so a reader or a killed run never
+sees the quarantine of one version beside the readings of another.
+Partitions: `readings` and `findings` by (date, bucket), `monthly` by (month, bucket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from core.reading import READING_SCHEMA
+
+READINGS = "readings"
+FINDINGS = "findings"
+MONTHLY = "monthly"
+
+READINGS_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_key": pl.Int64(),  # registry key; -1 for a meter the registry does not know
+    **READING_SCHEMA,
+    "mwh": pl.Int64(),  # energy normalised to milliwatt-hours (exact); null when not energy
+    "state": pl.String(),  # valid, quarantined, rejected, estimated
+    "reason": pl.String(),  # quarantine reason code, null otherwise
+    "flags": pl.String(),  # comma-separated suspect and info flags, "" when none
+    "method": pl.String(),  # estimation method, null for measured readings
+}
+READINGS_COLUMNS = tuple(READINGS_SCHEMA)
+
+# Day-level findings of the rules that judge a whole day (gaps, sum check, usage).
+FINDINGS_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_key": pl.Int64(),
+    "meter_id": pl.String(),
+    "date": pl.Date(),
+    "rule": pl.String(),
+    "value": pl.Int64(),  # what was measured (missing slots, Wh off, day's Wh)
+    "limit": pl.Int64(),  # what the rule allowed or expected
+}
+
+MONTHLY_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "month": pl.String(),  # YYYY-MM, local
+    "energy_wh": pl.Int64(),
+    "offpeak_wh": pl.Int64(),
+    "normal_wh": pl.Int64(),
+    "peak_wh": pl.Int64(),
+    "estimated_wh": pl.Int64(),
+    "days": pl.Int32(),
+}
+
+
+def empty(schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
+    return pl.LazyFrame(schema=dict(schema))

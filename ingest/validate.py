@@ -1,0 +1,214 @@
+"""The validation rules: each a pure `LazyFrame -> LazyFrame` function with its reason code.
+
+The frame holds one partition's readings (one local day, one meter bucket) after
+`quantities.classify` and the registry join, with `reason` (first quarantine reason,
+null while clean) and `flags` (comma-led suspect/info flags). A rule only quarantines
+rows that are still clean, so each row carries the first reason that caught it; rules
+run in the order of `RULES`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import polars as pl
+
+from core.reading import (
+    STATUS_CLOCK_ADJUSTED,
+    STATUS_CLOCK_INVALID,
+    STATUS_DATA_NOT_VALID,
+    STATUS_POWER_DOWN,
+)
+from core.timezones import LOCAL_TZ_NAME
+from ingest.codes import EVENT_POWER_DOWN, EVENT_POWER_UP, Reason
+from ingest.config import VeeConfig
+from ingest.quantities import EVENT, INTERVAL, REGISTER
+
+PAIR = ["meter_key", "quantity"]
+CLEAN = pl.col("reason").is_null()
+
+
+def quarantine(cond: pl.Expr, reason: Reason) -> pl.Expr:
+    return pl.when(CLEAN & cond).then(pl.lit(str(reason))).otherwise(pl.col("reason")).alias("reason")
+
+
+def flag(cond: pl.Expr, code: Reason) -> pl.Expr:
+    return (
+        pl.when(cond.fill_null(False))
+        .then(pl.concat_str([pl.col("flags"), pl.lit("," + str(code))]))
+        .otherwise(pl.col("flags"))
+        .alias("flags")
+    )
+
+
+def local_day(ts: pl.Expr) -> pl.Expr:
+    return ts.dt.convert_time_zone(LOCAL_TZ_NAME).dt.date()
+
+
+# -- schema, registry and time -------------------------------------------------------
+def unknown_meter(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """unknown_meter: the registry has no such meter (its key is -1)."""
+    return lf.with_columns(quarantine(pl.col("meter_key") < 0, Reason.UNKNOWN_METER))
+
+
+def unit_fits(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """unit: an energy quantity whose unit is not Wh/kWh (varh/kvarh for reactive)."""
+    return lf.with_columns(quarantine(~pl.col("unit_ok"), Reason.UNIT))
+
+
+def before_install(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """before_install: the reading's local day is before the meter was installed."""
+    return lf.with_columns(
+        quarantine(local_day(pl.col("ts")) < pl.col("installed_on"), Reason.BEFORE_INSTALL)
+    )
+
+
+def retired(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """retired_meter: the reading's local day is after the meter was removed."""
+    return lf.with_columns(quarantine(local_day(pl.col("ts")) > pl.col("removed_on"), Reason.RETIRED_METER))
+
+
+def future(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """future: ts later than the run's clock plus `future_skew_minutes`."""
+    limit = now + dt.timedelta(minutes=cfg.future_skew_minutes)
+    return lf.with_columns(quarantine(pl.col("ts") > pl.lit(limit).dt.cast_time_unit("us"), Reason.FUTURE))
+
+
+def off_grid(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """off_grid: an interval value whose end is not on the `interval_minutes` grid."""
+    step_us = cfg.interval_minutes * 60 * 1_000_000
+    on_grid = pl.col("ts").dt.epoch("us") % step_us == 0
+    return lf.with_columns(quarantine((pl.col("kind") == INTERVAL) & ~on_grid, Reason.OFF_GRID))
+
+
+def status_bits(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """The meter's own status: data not valid and (configurably) clock invalid quarantine;
+    clock adjusted is suspect; power down marks an outage."""
+    status = pl.col("status")
+    out = lf.with_columns(quarantine((status & STATUS_DATA_NOT_VALID) != 0, Reason.DATA_NOT_VALID))
+    if cfg.quarantine_clock_invalid:
+        out = out.with_columns(quarantine((status & STATUS_CLOCK_INVALID) != 0, Reason.CLOCK_INVALID))
+    return out.with_columns(flag((status & STATUS_CLOCK_ADJUSTED) != 0, Reason.CLOCK_ADJUSTED)).with_columns(
+        flag((status & STATUS_POWER_DOWN) != 0, Reason.OUTAGE)
+    )
+
+
+# -- values ------------------------------------------------------------------------------
+def conflicts(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """conflict: different values for one meter, quantity and time (identical repeats were
+    already dropped): every one of them is quarantined, none is guessed right."""
+    clean_here = CLEAN.cast(pl.Int32).sum().over(["meter_id", "quantity", "ts"])
+    return lf.with_columns(quarantine(clean_here > 1, Reason.CONFLICT))
+
+
+def negative_interval(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """negative: an interval delta below zero."""
+    return lf.with_columns(quarantine((pl.col("kind") == INTERVAL) & (pl.col("mwh") < 0), Reason.NEGATIVE))
+
+
+def spike_rated(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """spike_rated: interval energy above rated current x voltage x phases x interval."""
+    return lf.with_columns(
+        quarantine((pl.col("kind") == INTERVAL) & (pl.col("mwh") > pl.col("rated_mwh")), Reason.SPIKE_RATED)
+    )
+
+
+def register_decrease(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """A register below the previous clean value of the same register: a rollover when the
+    previous was near the capacity and this one near zero (flagged, unwrapped in the
+    aggregates); otherwise negative consumption (quarantined). The previous day's last
+    value is in the frame as a `context` row."""
+    candidate = (pl.col("kind") == REGISTER) & CLEAN
+    ordered = lf.sort(["meter_key", "quantity", "ts"])
+    prev = (
+        pl.when(candidate).then(pl.col("mwh")).otherwise(None)
+        .forward_fill().shift(1).over(PAIR)
+    )
+    margin_num = int(cfg.rollover_margin * 1000)
+    near_top = pl.col("_prev") * 1000 >= pl.col("capacity_mwh") * (1000 - margin_num)
+    near_zero = pl.col("mwh") * 1000 <= pl.col("capacity_mwh") * margin_num
+    decrease = candidate & pl.col("_prev").is_not_null() & (pl.col("mwh") < pl.col("_prev"))
+    return (
+        ordered.with_columns(_prev=prev)
+        .with_columns(flag(decrease & near_top & near_zero, Reason.ROLLOVER))
+        .with_columns(quarantine(decrease & ~(near_top & near_zero), Reason.NEGATIVE))
+        .drop("_prev")
+    )
+
+
+def spike_history(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """spike_history: an interval above `spike_history_factor` x the meter's mean interval
+    over its history (and above `spike_history_floor_wh`). Needs `hist_interval_mwh`."""
+    cond = (
+        (pl.col("kind") == INTERVAL) & CLEAN
+        & (pl.col("mwh") > pl.col("hist_interval_mwh") * cfg.spike_history_factor)
+        & (pl.col("mwh") > cfg.spike_history_floor_wh * 1000)
+    )
+    return lf.with_columns(flag(cond, Reason.SPIKE_HISTORY))
+
+
+def outage_windows(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """(meter_key, down_ts, up_ts) from the meter's event log: each power-down with the
+    next power-up (open-ended when the power has not come back in the frame)."""
+    events = lf.filter((pl.col("kind") == EVENT) & CLEAN)
+    downs = events.filter(pl.col("value") == EVENT_POWER_DOWN).select("meter_key", down_ts=pl.col("ts"))
+    ups = events.filter(pl.col("value") == EVENT_POWER_UP).select("meter_key", up_ts=pl.col("ts"))
+    return (
+        downs.sort("down_ts")
+        .join_asof(ups.sort("up_ts"), left_on="down_ts", right_on="up_ts", by="meter_key",
+                   strategy="forward")
+        .with_columns(pl.col("up_ts").fill_null(pl.lit(dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
+                                               .dt.cast_time_unit("us")))
+    )
+
+
+def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -> pl.LazyFrame:
+    """Add `in_outage`: the interval ending at `ts` overlaps a recorded outage."""
+    keyed = lf.with_row_index("_row")
+    hits = (
+        keyed.select("_row", "meter_key", "ts").sort("ts")
+        .join_asof(windows.sort("down_ts"), left_on="ts", right_on="down_ts", by="meter_key",
+                   strategy="backward")
+        .select("_row", _hit=(pl.col("up_ts") > pl.col("ts") - interval).fill_null(False))
+    )
+    # an interval that ends exactly at the power-down is not in the outage, one that
+    # begins before the power-up is
+    return keyed.join(hits, on="_row", how="left").with_columns(
+        in_outage=pl.col("_hit").fill_null(False)
+    ).drop("_row", "_hit")
+
+
+def outages(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """outage: intervals inside a power outage the meter recorded (not a fault)."""
+    marked = in_outage(lf, outage_windows(lf), cfg.interval)
+    return marked.with_columns(flag((pl.col("kind") == INTERVAL) & pl.col("in_outage"), Reason.OUTAGE))
+
+
+def zero_runs(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    """zero_run: zero intervals in a run of at least `zero_run_minutes` that no recorded
+    outage explains."""
+    zero = (pl.col("kind") == INTERVAL) & CLEAN & (pl.col("mwh") == 0) & ~pl.col("flags").str.contains(
+        str(Reason.OUTAGE), literal=True
+    )
+    ordered = lf.sort(["meter_key", "quantity", "ts"]).with_columns(_zero=zero)
+    run = (pl.col("_zero") != pl.col("_zero").shift(1)).fill_null(True).cum_sum().over(PAIR)
+    length = pl.len().over([*PAIR, "_run"]) * cfg.interval_minutes
+    return (
+        ordered.with_columns(_run=run)
+        .with_columns(flag(pl.col("_zero") & (length >= cfg.zero_run_minutes), Reason.ZERO_RUN))
+        .drop("_zero", "_run")
+    )
+
+
+Rule = Callable[[pl.LazyFrame, VeeConfig, dt.datetime], pl.LazyFrame]
+RULES: tuple[Rule, ...] = (
+    unknown_meter, unit_fits, before_install, retired, future, off_grid, status_bits,
+    conflicts, negative_interval, spike_rated, register_decrease, spike_history, outages, zero_runs,
+)
+
+
+def validate(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+    for rule in RULES:
+        lf = rule(lf, cfg, now)
+    return lf

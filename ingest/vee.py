@@ -1,0 +1,243 @@
+"""One partition's VEE as a single lazy plan: merge, dedupe, validate, decide, estimate.
+
+Inputs are LazyFrames (what the partition already holds, the new rows staged for it, the
+registry, history, review decisions); outputs are LazyFrames that the caller collects
+together, once. The partition is recomputed from everything it has ever received, so
+taking a batch twice, or a run killed and run again, gives the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from core.reading import READING_COLUMNS
+from ingest.aggregate import advances, day_end_registers
+from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
+from ingest.config import VeeConfig
+from ingest.estimate import estimate
+from ingest.quantities import REGISTER, classify
+from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
+from ingest.validate import outage_windows, validate
+
+KEY = ["meter_id", "quantity", "ts"]
+STAGED_SCHEMA: dict[str, pl.DataType] = {
+    **{k: v for k, v in READINGS_SCHEMA.items() if k in READING_COLUMNS},
+    "meter_key": pl.Int64(),
+    "batch": pl.Int32(),
+    "seq": pl.Int64(),
+}
+DECISIONS_SCHEMA: dict[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "quantity": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "action": pl.String(),
+    "value": pl.Int64(),
+    "scale": pl.Int8(),
+    "new_value": pl.Int64(),
+}
+OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
+    "batch": pl.Int32(),
+    "outcome": pl.String(),
+    "reason": pl.String(),
+    "rows": pl.Int64(),
+}
+
+
+@dataclass(frozen=True)
+class VeeInputs:
+    day: dt.date
+    existing: pl.LazyFrame  # the partition's rows now (READINGS_SCHEMA)
+    new: pl.LazyFrame  # staged rows (STAGED_SCHEMA)
+    previous: pl.LazyFrame  # the day before's partition (READINGS_SCHEMA), for registers
+    meters: pl.LazyFrame  # registry rows of the bucket, with limits
+    history: pl.LazyFrame  # daily rows of the bucket before the day
+    like: pl.LazyFrame  # like-day profile (meter_key, quantity, minute, like_mwh)
+    decisions: pl.LazyFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key
+
+
+@dataclass(frozen=True)
+class VeePlan:
+    readings: pl.LazyFrame  # the partition's new content (READINGS_SCHEMA)
+    outcomes: pl.LazyFrame  # per batch: stored / duplicate / quarantined (by reason)
+    replaced: pl.LazyFrame  # estimates that measured values replaced (for the audit)
+
+
+def _raw(lf: pl.LazyFrame) -> pl.LazyFrame:
+    return lf.select(*READING_COLUMNS, "meter_key")
+
+
+def apply_edits(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
+    """Edits from review: the edited reading (old or already-edited value) takes the new value."""
+    edits = decisions.filter(pl.col("action") == "edit").select(
+        *KEY, _old=pl.col("value"), _old_scale=pl.col("scale"), _new=pl.col("new_value")
+    )
+    joined = lf.join(edits, on=KEY, how="left")
+    hit = pl.col("_new").is_not_null() & (
+        ((pl.col("value") == pl.col("_old")) & (pl.col("scale") == pl.col("_old_scale")))
+        | ((pl.col("value") == pl.col("_new")) & (pl.col("scale") == pl.col("_old_scale")))
+    )
+    return joined.with_columns(
+        value=pl.when(hit).then(pl.col("_new")).otherwise(pl.col("value")),
+        _edited=hit.fill_null(False),
+    ).drop("_old", "_old_scale", "_new")
+
+
+def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Mark `_dup` on identical repeats (same meter, quantity, time and value), keeping the
+    row the partition already had, else the first batch's."""
+    ident = [
+        *KEY,
+        pl.coalesce(pl.col("mwh"), pl.col("value")).alias("_v"),
+        pl.when(pl.col("mwh").is_null()).then(pl.col("scale")).otherwise(0).alias("_s"),
+    ]
+    order = pl.struct(pl.col("batch"), pl.col("seq"))
+    return lf.with_columns(_dup=order.rank("ordinal").over(ident) > 1)
+
+
+def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
+    """Accept and reject from review override the rules: an accepted value is valid and any
+    other value at the same key is rejected; a rejected value stays rejected."""
+    decided = decisions.filter(pl.col("action").is_in(["accept", "reject"])).select(
+        *KEY, _action=pl.col("action"), _dv=pl.col("value"), _ds=pl.col("scale")
+    )
+    joined = lf.join(decided, on=KEY, how="left")
+    same = (pl.col("value") == pl.col("_dv")) & (pl.col("scale") == pl.col("_ds"))
+    accepted = (pl.col("_action") == "accept") & same
+    state = (
+        pl.when(accepted)
+        .then(pl.lit(VALID))
+        .when(pl.col("_action") == "accept")
+        .then(pl.lit(REJECTED))
+        .when((pl.col("_action") == "reject") & same)
+        .then(pl.lit(REJECTED))
+        .when(pl.col("_edited"))
+        .then(pl.lit(VALID))
+        .when(pl.col("reason").is_not_null())
+        .then(pl.lit(QUARANTINED))
+        .otherwise(pl.lit(VALID))
+    )
+    flags = (
+        pl.when(accepted.fill_null(False))
+        .then(pl.concat_str([pl.col("flags"), pl.lit("," + Reason.ACCEPTED)]))
+        .when(pl.col("_edited"))
+        .then(pl.concat_str([pl.col("flags"), pl.lit("," + Reason.EDITED)]))
+        .otherwise(pl.col("flags"))
+    )
+    return joined.with_columns(state=state, flags=flags).drop("_action", "_dv", "_ds")
+
+
+def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
+    existing = inputs.existing.filter(pl.col("state") != ESTIMATED)
+    old_estimates = inputs.existing.filter(pl.col("state") == ESTIMATED)
+    merged = pl.concat(
+        [
+            _raw(existing).with_columns(
+                batch=pl.lit(-1, pl.Int32), seq=pl.int_range(pl.len(), dtype=pl.Int64), _context=pl.lit(False)
+            ),
+            inputs.new.select(*READING_COLUMNS, "meter_key", "batch", "seq").with_columns(
+                _context=pl.lit(False)
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    merged = classify(apply_edits(merged, inputs.decisions))
+    merged = dedupe(merged).cache()  # branch point: used for the rules and the accounting
+    # the previous day's last register values, so a decrease across midnight is seen
+    context = (
+        classify(_raw(inputs.previous.filter(pl.col("state") == VALID)))
+        .filter(pl.col("kind") == REGISTER)
+        .sort("ts")
+        .group_by("meter_key", "quantity")
+        .last()
+        .with_columns(
+            batch=pl.lit(-2, pl.Int32),
+            seq=pl.lit(0, pl.Int64),
+            _context=pl.lit(True),
+            _edited=pl.lit(False),
+            _dup=pl.lit(False),
+        )
+    )
+    hist = (
+        inputs.history.group_by("meter_id")
+        .agg(
+            hist_interval_mwh=pl.col("energy_wh").sum() * 1000 // (pl.len() * cfg.slots_per_day),
+            _hdays=pl.len(),
+        )
+        .filter(pl.col("_hdays") >= cfg.history_min_days)
+        .drop("_hdays")
+    )
+    meters = inputs.meters.select("meter_key", "installed_on", "removed_on", "rated_mwh", "capacity_mwh")
+    rows = (
+        pl.concat([merged.filter(~pl.col("_dup")), context], how="diagonal_relaxed")
+        .join(meters, on="meter_key", how="left")
+        .join(hist, on="meter_id", how="left")
+        .with_columns(reason=pl.lit(None, pl.String), flags=pl.lit(""))
+        .cache()
+    )
+    checked = apply_decisions(validate(rows, cfg, now), inputs.decisions).filter(~pl.col("_context"))
+    checked = checked.with_columns(
+        reason=pl.when(pl.col("state") == VALID).then(None).otherwise(pl.col("reason")),
+        flags=pl.col("flags").str.strip_prefix(","),
+        method=pl.lit(None, pl.String),
+    ).cache()
+    windows = outage_windows(rows)
+    advance = advances(
+        day_end_registers(inputs.previous, inputs.day - dt.timedelta(days=1), cfg),
+        day_end_registers(checked, inputs.day, cfg),
+        meters.select("meter_key", "capacity_mwh"),
+    )
+    estimates = estimate(checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now)
+    estimate_rows = estimates.join(
+        checked.select("meter_key", "quantity", "unit").unique(["meter_key", "quantity"]),
+        on=["meter_key", "quantity"],
+        how="left",
+    ).select(
+        "meter_key",
+        "meter_id",
+        "quantity",
+        "ts",
+        value=pl.col("mwh"),
+        scale=pl.lit(-3, pl.Int8),
+        unit=pl.lit("Wh"),
+        status=pl.lit(0, pl.Int32),
+        snapshot=pl.lit(False),
+        source=pl.lit("estimate"),
+        read_at=pl.lit(now).dt.cast_time_unit("us"),
+        mwh=pl.col("mwh"),
+        state=pl.lit(ESTIMATED),
+        reason=pl.lit(None, pl.String),
+        flags=pl.lit(""),
+        method=pl.col("method"),
+    )
+    out = (
+        pl.concat([checked.select(READINGS_COLUMNS), estimate_rows], how="vertical_relaxed")
+        .select(pl.col(n).cast(t) for n, t in READINGS_SCHEMA.items())
+        .sort(["meter_key", "quantity", "ts"])
+    )
+    new_rows = merged.filter(pl.col("batch") >= 0).join(
+        checked.select("batch", "seq", "state", _why="reason"), on=["batch", "seq"], how="left"
+    )
+    outcome = (
+        pl.when(pl.col("_dup"))
+        .then(pl.lit("duplicate"))
+        .when(pl.col("state") == VALID)
+        .then(pl.lit("stored"))
+        .otherwise(pl.lit("quarantined"))
+    )
+    why = pl.when(pl.col("state") == REJECTED).then(pl.lit(REJECTED)).otherwise(pl.col("_why"))
+    outcomes = (
+        new_rows.with_columns(outcome=outcome, reason=pl.when(outcome == "quarantined").then(why))
+        .group_by("batch", "outcome", "reason")
+        .agg(rows=pl.len().cast(pl.Int64))
+        .select(pl.col(n).cast(t) for n, t in OUTCOMES_SCHEMA.items())
+    )
+    replaced = old_estimates.select(
+        "meter_key", "meter_id", "quantity", "ts", before=pl.col("mwh"), method=pl.col("method")
+    ).join(
+        checked.filter(pl.col("state") == VALID).select("meter_key", "quantity", "ts", after=pl.col("mwh")),
+        on=["meter_key", "quantity", "ts"],
+    )
+    return VeePlan(readings=out, outcomes=outcomes, replaced=replaced)
