@@ -66,3 +66,10 @@ def model_for(name: str | None, protocol: str) -> MeterModel:
 
 def list_models() -> list[MeterModel]:
     return list(_MODELS.values())
+
+
+def modbus_maps() -> list[dict[str, object]]:
+    """The Modbus register maps this build knows (a Modbus meter's `map=` and model)."""
+    from protocols.modbus.maps import describe, list_maps
+
+    return [describe(m) for m in list_maps()]

@@ -29,7 +29,7 @@ from headend.models import MeterModel, model_for
 
 ImportMode = Literal["all-or-nothing", "good-rows"]
 # Columns the head-end keeps in `attributes` beside the fleet contract's own.
-EXTRA_COLUMNS = ("cell",)
+EXTRA_COLUMNS = ("cell", "intraday")
 _ATTRIBUTE_COLUMNS = ("read", "households", "tariff_class", *EXTRA_COLUMNS)
 READ_ITEMS = {"registers", "profile", "daily", "events", "clock"}
 
@@ -127,8 +127,9 @@ def _read_table(path: Path) -> tuple[pl.DataFrame, int]:
 
 
 def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, dict[str, str], list[RowError]]:
-    extras = {name: str(raw.pop(name)) for name in EXTRA_COLUMNS if raw.get(name) not in (None, "")}
-    raw.pop("cell", None)
+    extras = {name: str(raw[name]) for name in EXTRA_COLUMNS if raw.get(name) not in (None, "")}
+    for name in EXTRA_COLUMNS:
+        raw.pop(name, None)
     values = {k: v for k, v in raw.items() if v not in (None, "")}
     try:
         row = FleetRow(**values)
@@ -138,6 +139,8 @@ def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, dict[st
             for err in exc.errors()
         ]
         return None, extras, errors
+    except ContractError as exc:  # the URL grammar's own error, raised from FleetRow's url check
+        return None, extras, [RowError(line, "url", exc.message)]
     problems = []
     unknown = {p.strip() for p in row.read.split(",")} - READ_ITEMS
     if unknown:
