@@ -1,0 +1,572 @@
+"""A meter session: associate, read clock, registers, profiles and events, set the clock, release.
+
+    async with open_session(url, secrets=keys.get, counters=store) as session:
+        clock = await session.read_clock()
+        readings = await session.read_registers(["1.0.1.8.0.255"])
+
+Release (RLRQ) and disconnect happen on the way out whatever happened inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core.clock import Clock
+from core.meter_url import MeterUrl
+from core.obis import Obis
+from core.reading import STATUS_CLOCK_INVALID, Reading
+from protocols.dlms import apdu, axdr
+from protocols.dlms.apdu import AttributeRef
+from protocols.dlms.association import ClientAssociation
+from protocols.dlms.ciphering import Keys
+from protocols.dlms.cosem_time import CLOCK_STATUS_INVALID, CosemDateTime
+from protocols.dlms.counters import InvocationCounterStore, MemoryCounterStore
+from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, IncompleteProfile
+from protocols.dlms.settings import DlmsMeterSettings
+from protocols.dlms.transport import Transport, open_transport
+from protocols.dlms.units import unit_name
+from protocols.errors import ConnectionLost, MeterTimeout, RemoteProtocolError
+
+CLOCK_CLASS, REGISTER_CLASS, EXTENDED_REGISTER_CLASS, PROFILE_CLASS, DATA_CLASS = 8, 3, 4, 7, 1
+EVENT_CODE = "0.0.96.11.0.255"
+SHIFT_TIME_METHOD = 6
+MAX_SHIFT_S = 900
+LIST_CHUNK = 10  # attributes per GET-WITH-LIST, well inside any PDU size
+
+
+@dataclass(frozen=True, slots=True)
+class MeterClock:
+    meter_time: dt.datetime  # the meter's clock, UTC
+    deviation: int | None  # minutes local -> UTC as the meter reports it (None: unspecified)
+    status: int  # COSEM clock status bits
+    read_at: dt.datetime  # the head-end's time when the answer arrived, UTC
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far the meter is ahead of the head-end (negative: behind)."""
+        return (self.meter_time - self.read_at).total_seconds()
+
+    @property
+    def valid(self) -> bool:
+        return not self.status & CLOCK_STATUS_INVALID
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureColumn:
+    class_id: int
+    obis: str
+    attribute: int
+
+
+def register_class(obis: str) -> int:
+    """Interface class usually holding a quantity: extended register for maximum demand, else register."""
+    return EXTENDED_REGISTER_CLASS if Obis.parse(obis).d == 6 else REGISTER_CLASS
+
+
+def _scaled(value: axdr.DlmsValue, scaler: int, what: str) -> tuple[int, int]:
+    """(value, scale) exactly: an integer keeps its digits, a float its shortest decimal."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ApduError(f"{what}: value {value!r} is not a number")
+    if isinstance(value, int):
+        return value, scaler
+    reading = Reading.from_decimal(
+        value.scaleb(scaler),
+        meter_id="x",
+        quantity="1.0.1.8.0.255",
+        ts=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        unit="",
+    )
+    return reading.value, reading.scale
+
+
+def _scaler_unit(value: axdr.DlmsValue, what: str) -> tuple[int, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        raise ApduError(f"{what}: scaler_unit {value!r} is not a structure of two integers")
+    scaler, unit = value
+    assert isinstance(scaler, int) and isinstance(unit, int)
+    return scaler, unit_name(unit)
+
+
+class DlmsSession:
+    def __init__(
+        self,
+        transport: Transport,
+        association: ClientAssociation,
+        settings: DlmsMeterSettings,
+        where: str,
+        *,
+        meter_id: str = "",
+        source: str = "",
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._association = association
+        self.settings = settings
+        self.where = where
+        self.meter_id = meter_id or where
+        self.source = source
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._invoke = 0
+        self._deviation: int | None = None
+        self._scalers: dict[str, tuple[int, str]] = {}
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _invoke_id(self) -> int:
+        self._invoke = (self._invoke + 1) & 0x0F
+        return self._invoke
+
+    async def _exchange(self, plain: bytes) -> bytes:
+        if len(plain) > self._association.server_max_pdu:
+            raise DlmsLocalError(
+                f"{self.where}: a request of {len(plain)} bytes exceeds the meter's "
+                f"max PDU {self._association.server_max_pdu}"
+            )
+        answer = await self._transport.request(self._association.protect(plain))
+        return self._association.unprotect(answer)
+
+    async def get(self, ref: AttributeRef, access: bytes | None = None) -> bytes:
+        """The raw A-XDR of one attribute, following block transfer to the last block."""
+        self._association.require("get")
+        if access is not None:
+            self._association.require("selective_access")
+        invoke = self._invoke_id()
+        response = apdu.parse_get_response(await self._exchange(apdu.get_request(ref, invoke, access)))
+        what = f"{self.where} {ref.obis} attribute {ref.attribute}"
+        if response.block_number is None:
+            return response.value_bytes(what)
+        self._association.require("block_transfer_with_get_or_read")
+        parts = [response.value_bytes(what)]
+        expected = response.block_number
+        while not response.last_block:
+            response = apdu.parse_get_response(await self._exchange(apdu.get_next(expected, invoke)))
+            if response.block_number != expected + 1:
+                raise ApduError(f"{what}: block {response.block_number} arrived where {expected + 1} was due")
+            expected += 1
+            parts.append(response.value_bytes(what))
+        return b"".join(parts)
+
+    async def get_value(self, ref: AttributeRef) -> axdr.DlmsValue:
+        return axdr.decode(await self.get(ref))
+
+    async def get_many(self, refs: Sequence[AttributeRef]) -> list[axdr.DlmsValue | AccessDenied]:
+        """Several attributes: GET-WITH-LIST when the meter granted it, else one GET each."""
+        results: list[axdr.DlmsValue | AccessDenied] = []
+        if self.settings.use_get_with_list and self._association.conformance.multiple_references:
+            for index in range(0, len(refs), LIST_CHUNK):
+                chunk = list(refs[index : index + LIST_CHUNK])
+                if len(chunk) == 1:
+                    results.append(await self._get_or_denied(chunk[0]))
+                    continue
+                response = apdu.parse_get_response(
+                    await self._exchange(apdu.get_with_list(chunk, self._invoke_id()))
+                )
+                if len(response.items) != len(chunk):
+                    raise ApduError(
+                        f"{self.where}: GET-WITH-LIST of {len(chunk)} got {len(response.items)} answers"
+                    )
+                results.extend(response.items)
+            return results
+        for ref in refs:
+            results.append(await self._get_or_denied(ref))
+        return results
+
+    async def _get_or_denied(self, ref: AttributeRef) -> axdr.DlmsValue | AccessDenied:
+        try:
+            return await self.get_value(ref)
+        except AccessDenied as denied:
+            return denied
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _to_utc(self, raw: bytes) -> tuple[dt.datetime, int]:
+        stamp = CosemDateTime.from_bytes(raw)
+        return (
+            stamp.to_utc(
+                deviation_inverted=self.settings.deviation_inverted,
+                unspecified_zone=self.settings.unspecified_zone,
+            ),
+            stamp.status,
+        )
+
+    async def read_clock(self) -> MeterClock:
+        value = await self.get_value(AttributeRef(CLOCK_CLASS, self.settings.clock, 2))
+        read_at = self._now()
+        if not isinstance(value, bytes):
+            raise ApduError(
+                f"{self.where}: clock time is {type(value).__name__}, not a date-time octet-string"
+            )
+        stamp = CosemDateTime.from_bytes(value)
+        self._deviation = stamp.deviation
+        meter_time = stamp.to_utc(
+            deviation_inverted=self.settings.deviation_inverted,
+            unspecified_zone=self.settings.unspecified_zone,
+        )
+        return MeterClock(meter_time, stamp.deviation, stamp.status, read_at)
+
+    async def read_registers(self, quantities: Sequence[str]) -> list[Reading]:
+        codes = [str(Obis.parse(q)) for q in quantities]
+        refs: list[AttributeRef] = []
+        for code in codes:
+            klass = register_class(code)
+            refs.append(AttributeRef(klass, code, 2))
+            if code not in self._scalers:
+                refs.append(AttributeRef(klass, code, 3))
+            if klass == EXTENDED_REGISTER_CLASS:
+                refs.append(AttributeRef(klass, code, 5))
+        answers = dict(zip(((r.obis, r.attribute) for r in refs), await self.get_many(refs), strict=True))
+        read_at = self._now()
+        readings = []
+        for code in codes:
+            value = answers[(code, 2)]
+            if isinstance(value, AccessDenied):
+                raise AccessDenied(
+                    f"{self.where}: reading {code} refused: {value}",
+                    result=value.result,
+                    hint="check the meter model has this register",
+                )
+            if code not in self._scalers:
+                scaler_unit = answers[(code, 3)]
+                if isinstance(scaler_unit, AccessDenied):
+                    raise AccessDenied(
+                        f"{self.where}: scaler of {code} refused: {scaler_unit}", result=scaler_unit.result
+                    )
+                self._scalers[code] = _scaler_unit(scaler_unit, f"{self.where} {code}")
+            scaler, unit = self._scalers[code]
+            number, scale = _scaled(value, scaler, f"{self.where} {code}")
+            ts, snapshot = read_at, True
+            captured = answers.get((code, 5))
+            if isinstance(captured, bytes):
+                ts, snapshot = self._to_utc(captured)[0], False
+            readings.append(
+                Reading(
+                    meter_id=self.meter_id,
+                    quantity=code,
+                    ts=ts,
+                    value=number,
+                    scale=scale,
+                    unit=unit,
+                    snapshot=snapshot,
+                    source=self.source,
+                    read_at=read_at,
+                )
+            )
+        return readings
+
+    async def capture_objects(self, profile: str) -> tuple[list[CaptureColumn], int]:
+        objects, period = await self.get_many(
+            [AttributeRef(PROFILE_CLASS, profile, 3), AttributeRef(PROFILE_CLASS, profile, 4)]
+        )
+        if isinstance(objects, AccessDenied):
+            raise AccessDenied(
+                f"{self.where}: profile {profile} capture objects refused: {objects}",
+                result=objects.result,
+                hint="check the profile code for this meter model",
+            )
+        if not isinstance(objects, list):
+            raise ApduError(f"{self.where}: capture objects of {profile} are not an array")
+        columns = []
+        for item in objects:
+            if not (
+                isinstance(item, list)
+                and len(item) == 4
+                and isinstance(item[0], int)
+                and isinstance(item[1], bytes)
+                and len(item[1]) == 6
+                and isinstance(item[2], int)
+            ):
+                raise ApduError(f"{self.where}: capture object {item!r} of {profile} is malformed")
+            columns.append(CaptureColumn(item[0], str(Obis.from_bytes(item[1])), item[2]))
+        return columns, period if isinstance(period, int) else 0
+
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+        """Rows captured in [start, end]: register columns as read, D=8 energy also as D=29 deltas."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise DlmsLocalError("profile range needs time-zone-aware datetimes")
+        profile = str(Obis.parse(profile))
+        columns, period = await self.capture_objects(profile)
+        clock_index = next((i for i, c in enumerate(columns) if c.class_id == CLOCK_CLASS), None)
+        if clock_index is None:
+            raise ApduError(f"{self.where}: profile {profile} has no clock column to time its rows")
+        value_columns = [
+            (i, c)
+            for i, c in enumerate(columns)
+            if c.class_id in (REGISTER_CLASS, EXTENDED_REGISTER_CLASS) and c.attribute == 2
+        ]
+        status_index = next(
+            (
+                i
+                for i, c in enumerate(columns)
+                if c.class_id == DATA_CLASS and c.obis.startswith("0.0.96.10.")
+            ),
+            None,
+        )
+        missing = [c for _, c in value_columns if c.obis not in self._scalers]
+        if missing:
+            answers = await self.get_many([AttributeRef(c.class_id, c.obis, 3) for c in missing])
+            for column, answer in zip(missing, answers, strict=True):
+                if isinstance(answer, AccessDenied):
+                    raise AccessDenied(f"{self.where}: scaler of {column.obis} refused", result=answer.result)
+                self._scalers[column.obis] = _scaler_unit(answer, f"{self.where} {column.obis}")
+        lead = dt.timedelta(seconds=period)
+        restricting = axdr.structure(
+            [
+                axdr.integer(axdr.LONG_UNSIGNED, CLOCK_CLASS),
+                axdr.octets(Obis.parse(self.settings.clock).to_bytes()),
+                axdr.integer(axdr.INTEGER, 2),
+                axdr.integer(axdr.LONG_UNSIGNED, 0),
+            ]
+        )
+        selector = apdu.range_descriptor(
+            restricting,
+            CosemDateTime.from_utc(start - lead, 0).to_bytes(),
+            CosemDateTime.from_utc(end, 0).to_bytes(),
+        )
+        try:
+            raw = await self.get(AttributeRef(PROFILE_CLASS, profile, 2), selector)
+        except (ConnectionLost, MeterTimeout) as exc:
+            raise IncompleteProfile(
+                f"{self.where}: profile {profile} read broke off: {exc}",
+                hint="nothing of this read was kept; the whole range may be read again",
+            ) from exc
+        data = axdr.decode_columns(raw, len(columns))
+        read_at = self._now()
+        stamps = []
+        for raw_time in data[clock_index]:
+            if not isinstance(raw_time, bytes):
+                raise ApduError(f"{self.where}: profile {profile} clock cell {raw_time!r} is not a date-time")
+            stamps.append(self._to_utc(raw_time))
+        statuses = (
+            [s if isinstance(s, int) else 0 for s in data[status_index]]
+            if status_index is not None
+            else [0] * len(stamps)
+        )
+        readings: list[Reading] = []
+        for index, column in value_columns:
+            scaler, unit = self._scalers[column.obis]
+            code = Obis.parse(column.obis)
+            delta_code = str(Obis(code.a, code.b, code.c, 29, code.e, code.f)) if code.d == 8 else None
+            previous: tuple[dt.datetime, int] | None = None
+            for (ts, clock_status), cell, status in zip(stamps, data[index], statuses, strict=True):
+                number, scale = _scaled(cell, scaler, f"{self.where} {profile} {column.obis}")
+                row_status = status | (STATUS_CLOCK_INVALID if clock_status & CLOCK_STATUS_INVALID else 0)
+                if start <= ts <= end:
+                    readings.append(
+                        Reading(
+                            meter_id=self.meter_id,
+                            quantity=column.obis,
+                            ts=ts,
+                            value=number,
+                            scale=scale,
+                            unit=unit,
+                            status=row_status,
+                            source=self.source,
+                            read_at=read_at,
+                        )
+                    )
+                    if (
+                        delta_code
+                        and previous is not None
+                        and ts - previous[0] == lead
+                        and number >= previous[1]
+                    ):
+                        readings.append(
+                            Reading(
+                                meter_id=self.meter_id,
+                                quantity=delta_code,
+                                ts=ts,
+                                value=number - previous[1],
+                                scale=scale,
+                                unit=unit,
+                                status=row_status,
+                                source=self.source,
+                                read_at=read_at,
+                            )
+                        )
+                previous = (ts, number)
+        return readings
+
+    async def read_events(self, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+        """The standard event log in [start, end]: one reading per event, value = event code."""
+        log = self.settings.event_log
+        columns, _ = await self.capture_objects(log)
+        clock_index = next((i for i, c in enumerate(columns) if c.class_id == CLOCK_CLASS), None)
+        code_index = next((i for i, c in enumerate(columns) if c.obis.startswith("0.0.96.11.")), None)
+        if clock_index is None or code_index is None:
+            raise ApduError(f"{self.where}: event log {log} lacks a clock or an event-code column")
+        restricting = axdr.structure(
+            [
+                axdr.integer(axdr.LONG_UNSIGNED, CLOCK_CLASS),
+                axdr.octets(Obis.parse(self.settings.clock).to_bytes()),
+                axdr.integer(axdr.INTEGER, 2),
+                axdr.integer(axdr.LONG_UNSIGNED, 0),
+            ]
+        )
+        selector = apdu.range_descriptor(
+            restricting,
+            CosemDateTime.from_utc(start, 0).to_bytes(),
+            CosemDateTime.from_utc(end, 0).to_bytes(),
+        )
+        data = axdr.decode_columns(
+            await self.get(AttributeRef(PROFILE_CLASS, log, 2), selector), len(columns)
+        )
+        read_at = self._now()
+        readings = []
+        for raw_time, event in zip(data[clock_index], data[code_index], strict=True):
+            if not isinstance(raw_time, bytes) or not isinstance(event, int):
+                raise ApduError(f"{self.where}: event log row ({raw_time!r}, {event!r}) is malformed")
+            ts, _ = self._to_utc(raw_time)
+            if start <= ts <= end:
+                readings.append(
+                    Reading(
+                        meter_id=self.meter_id,
+                        quantity=columns[code_index].obis,
+                        ts=ts,
+                        value=event,
+                        scale=0,
+                        unit="",
+                        source=self.source,
+                        read_at=read_at,
+                    )
+                )
+        return readings
+
+    async def read_frame_counter(self) -> int:
+        value = await self.get_value(AttributeRef(DATA_CLASS, self.settings.frame_counter, 2))
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ApduError(f"{self.where}: frame counter {value!r} is not an integer")
+        return value
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def set_clock(self, when: dt.datetime) -> None:
+        """Write the clock (attribute 2), keeping the meter's own deviation."""
+        self._association.require("set")
+        if self._deviation is None:
+            await self.read_clock()
+        stamp = CosemDateTime.from_utc(
+            when,
+            self._deviation,
+            deviation_inverted=self.settings.deviation_inverted,
+            unspecified_zone=self.settings.unspecified_zone,
+        )
+        ref = AttributeRef(CLOCK_CLASS, self.settings.clock, 2)
+        result = apdu.parse_set_response(
+            await self._exchange(apdu.set_request(ref, axdr.octets(stamp.to_bytes()), self._invoke_id()))
+        )
+        if result != 0:
+            raise AccessDenied(
+                f"{self.where}: setting the clock was refused: {apdu.result_name(result)}",
+                result=result,
+                hint="the client needs write access to the clock (a higher security level association)",
+            )
+
+    async def shift_time(self, seconds: int) -> None:
+        """Clock method shift_time: a correction of at most +/-900 s without a time jump."""
+        if not -MAX_SHIFT_S <= seconds <= MAX_SHIFT_S:
+            raise DlmsLocalError(
+                f"shift_time of {seconds} s is outside +/-{MAX_SHIFT_S} s",
+                hint="use set_clock for larger corrections",
+            )
+        self._association.require("action")
+        request = apdu.action_request(
+            CLOCK_CLASS,
+            self.settings.clock,
+            SHIFT_TIME_METHOD,
+            axdr.integer(axdr.LONG, seconds),
+            self._invoke_id(),
+        )
+        status, _ = apdu.parse_action_response(await self._exchange(request))
+        if status != 0:
+            raise AccessDenied(
+                f"{self.where}: shift_time was refused: {apdu.result_name(status)}", result=status
+            )
+
+    async def release(self) -> None:
+        """RLRQ, answered by RLRE; a meter that does not answer is simply disconnected."""
+        if not self._association.associated:
+            return
+        self._association.associated = False
+        with contextlib.suppress(RemoteProtocolError):
+            await self._transport.request(self._association.rlrq())
+
+
+def _association_for(
+    url: MeterUrl,
+    settings: DlmsMeterSettings,
+    secrets: Callable[[str], bytes] | None,
+    counters: InvocationCounterStore | None,
+    where: str,
+) -> ClientAssociation:
+    auth = url.params.get("auth", "none")
+    key_ref = url.params.get("key")
+    secret = b""
+    if auth != "none":
+        if secrets is None or key_ref is None:
+            raise DlmsLocalError(
+                f"{where}: auth={auth} needs a key store to look up {key_ref}",
+                hint="run through the head-end, or pass secrets=",
+            )
+        secret = secrets(key_ref)
+    if auth == "lls":
+        return ClientAssociation(auth="lls", password=secret, max_pdu=settings.max_pdu, where=where)
+    if auth == "hls-gmac":
+        if len(secret) != 32:
+            raise DlmsLocalError(
+                f"{where}: the key store entry {key_ref} must hold 32 bytes "
+                "(encryption key then authentication key)"
+            )
+        store = counters if counters is not None else MemoryCounterStore()
+        assert key_ref is not None
+        return ClientAssociation(
+            auth="hls-gmac",
+            keys=Keys(secret[:16], secret[16:]),
+            counter=lambda: store.next_counter(key_ref),
+            general_ciphering=settings.cipher == "general",
+            max_pdu=settings.max_pdu,
+            where=where,
+        )
+    return ClientAssociation(auth="none", max_pdu=settings.max_pdu, where=where)
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    url: MeterUrl,
+    *,
+    secrets: Callable[[str], bytes] | None = None,
+    counters: InvocationCounterStore | None = None,
+    timeout: float = 10.0,
+    settings: DlmsMeterSettings | None = None,
+    meter_id: str = "",
+    source: str = "",
+    clock: Clock | None = None,
+) -> AsyncIterator[DlmsSession]:
+    if url.protocol != "dlms":
+        raise DlmsLocalError(f"{url} is not a DLMS meter URL")
+    settings = DlmsMeterSettings.for_url(url, settings)
+    where = f"meter {url}"
+    association = _association_for(url, settings, secrets, counters, where)
+    transport = await open_transport(url, timeout=timeout, hdlc_max_info=settings.hdlc_max_info)
+    session = DlmsSession(
+        transport,
+        association,
+        settings,
+        where,
+        meter_id=meter_id,
+        source=source,
+        now=clock.now if clock is not None else None,
+    )
+    try:
+        association.accept_aare(await transport.request(association.aarq()))
+        if association.hls_pending:
+            association.accept_hls_response(await transport.request(association.hls_request(1)))
+        yield session
+    finally:
+        try:
+            await session.release()
+        finally:
+            await transport.close()
