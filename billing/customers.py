@@ -27,9 +27,21 @@ from core.state import StateStore
 
 DEFAULT_FROM = dt.date(2000, 1, 1)
 CUSTOMER_COLUMNS = (
-    "customer_code", "meter_id", "name", "address", "tax_code", "tariff_class", "voltage",
-    "households", "reading_day", "tou_calendar", "rate_map", "route", "effective_from",
-    "installed_on", "removed_on",
+    "customer_code",
+    "meter_id",
+    "name",
+    "address",
+    "tax_code",
+    "tariff_class",
+    "voltage",
+    "households",
+    "reading_day",
+    "tou_calendar",
+    "rate_map",
+    "route",
+    "effective_from",
+    "installed_on",
+    "removed_on",
 )
 IGNORED_FLEET_COLUMNS = tuple(c for c in FLEET_COLUMNS if c not in CUSTOMER_COLUMNS)
 BATCH = 5000
@@ -166,8 +178,11 @@ def import_customers(
         if not raw.get("customer_code"):
             report.skipped_without_customer += 1  # a fleet meter not (yet) tied to a customer
             continue
-        fields = {k: str(v) if not isinstance(v, dt.date) else v for k, v in raw.items()
-                  if k not in IGNORED_FLEET_COLUMNS}
+        fields = {
+            k: str(v) if not isinstance(v, dt.date) else v
+            for k, v in raw.items()
+            if k not in IGNORED_FLEET_COLUMNS
+        }
         try:
             good.append(CustomerRow.model_validate(fields))
         except ValidationError as exc:
@@ -183,7 +198,7 @@ def import_customers(
 
 def _batches(rows: list[CustomerRow]) -> Iterable[list[CustomerRow]]:
     for start in range(0, len(rows), BATCH):
-        yield rows[start:start + BATCH]
+        yield rows[start : start + BATCH]
 
 
 def _write(state: StateStore, rows: list[CustomerRow]) -> None:
@@ -203,15 +218,28 @@ def _write(state: StateStore, rows: list[CustomerRow]) -> None:
                 [r.model_dump(include={"customer_code", "name", "address", "tax_code"}) for r in batch],
             )
             contracts = [
-                {**r.model_dump(include={"customer_code", "tariff_class", "voltage", "reading_day",
-                                         "tou_calendar", "rate_map", "route"}),
-                 "households": str(r.households), "effective_from": r.starts}
+                {
+                    **r.model_dump(
+                        include={
+                            "customer_code",
+                            "tariff_class",
+                            "voltage",
+                            "reading_day",
+                            "tou_calendar",
+                            "rate_map",
+                            "route",
+                        }
+                    ),
+                    "households": str(r.households),
+                    "effective_from": r.starts,
+                }
                 for r in batch
             ]
             conn.execute(
                 sa.text(
                     "INSERT INTO contracts (customer_code, effective_from, tariff_class, voltage, "
-                    "households, reading_day, tou_calendar, rate_map, route) VALUES (:customer_code, :effective_from, "
+                    "households, reading_day, tou_calendar, rate_map, route) "
+                    "VALUES (:customer_code, :effective_from, "
                     ":tariff_class, :voltage, :households, :reading_day, :tou_calendar, :rate_map, :route) "
                     "ON CONFLICT (customer_code, effective_from) DO UPDATE SET "
                     "tariff_class = excluded.tariff_class, voltage = excluded.voltage, "
@@ -222,9 +250,14 @@ def _write(state: StateStore, rows: list[CustomerRow]) -> None:
                 contracts,
             )
             meters = [
-                {"customer_code": r.customer_code, "meter_id": r.meter_id,
-                 "installed_on": r.installed_on or r.starts, "removed_on": r.removed_on}
-                for r in batch if r.meter_id
+                {
+                    "customer_code": r.customer_code,
+                    "meter_id": r.meter_id,
+                    "installed_on": r.installed_on or r.starts,
+                    "removed_on": r.removed_on,
+                }
+                for r in batch
+                if r.meter_id
             ]
             if meters:
                 conn.execute(
@@ -238,19 +271,24 @@ def _write(state: StateStore, rows: list[CustomerRow]) -> None:
                 )
         # Close what a later fact supersedes: a contract ends where the next begins; a meter
         # still open when another is installed on the same usage point was exchanged then.
-        conn.execute(sa.text(
-            "UPDATE contracts SET effective_to = (SELECT MIN(n.effective_from) FROM contracts n "
-            "WHERE n.customer_code = contracts.customer_code AND n.effective_from > contracts.effective_from)"
-        ))
-        conn.execute(sa.text(
-            "UPDATE usage_point_meters SET removed_on = (SELECT MIN(n.installed_on) "
-            "FROM usage_point_meters n "
-            "WHERE n.customer_code = usage_point_meters.customer_code "
-            "AND n.installed_on > usage_point_meters.installed_on) "
-            "WHERE removed_on IS NULL AND EXISTS (SELECT 1 FROM usage_point_meters n "
-            "WHERE n.customer_code = usage_point_meters.customer_code "
-            "AND n.installed_on > usage_point_meters.installed_on)"
-        ))
+        conn.execute(
+            sa.text(
+                "UPDATE contracts SET effective_to = (SELECT MIN(n.effective_from) FROM contracts n "
+                "WHERE n.customer_code = contracts.customer_code "
+                "AND n.effective_from > contracts.effective_from)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE usage_point_meters SET removed_on = (SELECT MIN(n.installed_on) "
+                "FROM usage_point_meters n "
+                "WHERE n.customer_code = usage_point_meters.customer_code "
+                "AND n.installed_on > usage_point_meters.installed_on) "
+                "WHERE removed_on IS NULL AND EXISTS (SELECT 1 FROM usage_point_meters n "
+                "WHERE n.customer_code = usage_point_meters.customer_code "
+                "AND n.installed_on > usage_point_meters.installed_on)"
+            )
+        )
 
 
 def list_customers(
@@ -259,37 +297,57 @@ def list_customers(
     """Customers with the contract in force on `on` (default today), optionally of one route."""
     day = on or dt.date.today()
     with state.read() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT c.customer_code, c.name, k.tariff_class, k.voltage, k.households, k.reading_day, "
-                "k.route FROM customers c JOIN contracts k ON k.customer_code = c.customer_code "
-                "AND k.effective_from <= :day AND (k.effective_to IS NULL OR k.effective_to > :day) "
-                "WHERE (:route IS NULL OR k.route = :route) ORDER BY c.customer_code LIMIT :limit"
-            ),
-            {"day": day, "route": route, "limit": limit},
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text(
+                    "SELECT c.customer_code, c.name, k.tariff_class, k.voltage, k.households, k.reading_day, "
+                    "k.route FROM customers c JOIN contracts k ON k.customer_code = c.customer_code "
+                    "AND k.effective_from <= :day AND (k.effective_to IS NULL OR k.effective_to > :day) "
+                    "WHERE (:route IS NULL OR k.route = :route) ORDER BY c.customer_code LIMIT :limit"
+                ),
+                {"day": day, "route": route, "limit": limit},
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
 def show_customer(state: StateStore, customer_code: str) -> dict[str, Any]:
     """A customer with every contract and every meter its usage point has had."""
     with state.read() as conn:
-        customer = conn.execute(
-            sa.text("SELECT customer_code, name, address, tax_code FROM customers WHERE customer_code = :c"),
-            {"c": customer_code},
-        ).mappings().first()
+        customer = (
+            conn.execute(
+                sa.text(
+                    "SELECT customer_code, name, address, tax_code FROM customers WHERE customer_code = :c"
+                ),
+                {"c": customer_code},
+            )
+            .mappings()
+            .first()
+        )
         if customer is None:
             raise UnknownCustomerError(
                 f"customer {customer_code} is not known",
                 hint="check the code (PD + unit + digits), or import it with `amr customers import FILE`",
             )
-        contracts = conn.execute(
-            sa.text("SELECT * FROM contracts WHERE customer_code = :c ORDER BY effective_from"),
-            {"c": customer_code},
-        ).mappings().all()
-        meters = conn.execute(
-            sa.text("SELECT meter_id, installed_on, removed_on FROM usage_point_meters "
-                    "WHERE customer_code = :c ORDER BY installed_on"),
-            {"c": customer_code},
-        ).mappings().all()
+        contracts = (
+            conn.execute(
+                sa.text("SELECT * FROM contracts WHERE customer_code = :c ORDER BY effective_from"),
+                {"c": customer_code},
+            )
+            .mappings()
+            .all()
+        )
+        meters = (
+            conn.execute(
+                sa.text(
+                    "SELECT meter_id, installed_on, removed_on FROM usage_point_meters "
+                    "WHERE customer_code = :c ORDER BY installed_on"
+                ),
+                {"c": customer_code},
+            )
+            .mappings()
+            .all()
+        )
     return {**dict(customer), "contracts": [dict(c) for c in contracts], "meters": [dict(m) for m in meters]}

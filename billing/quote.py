@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from billing.errors import BillingError
 from billing.money import round_half_up, vat_of
@@ -71,15 +71,15 @@ def segments(book: TariffBook, start: dt.date, end: dt.date, tariff_class: str) 
         if start < boundary < end:
             bounds.append(boundary)
     bounds.append(end)
-    return [
-        Segment(a, b, book.tariff_on(b, tariff_class)) for a, b in itertools.pairwise(bounds)
-    ]
+    return [Segment(a, b, book.tariff_on(b, tariff_class)) for a, b in itertools.pairwise(bounds)]
 
 
 def split_energy(kwh: Decimal, parts: list[Segment]) -> list[Decimal]:
-    """Share energy by days; the last part takes the remainder so the parts sum exactly."""
+    """Share energy by days at the input's precision (whole kWh for whole kWh), half-up;
+    the last part takes the remainder so the parts sum exactly."""
     total_days = sum(p.days for p in parts)
-    shares = [Decimal(round_half_up(kwh * p.days / total_days)) for p in parts[:-1]]
+    step = Decimal(1).scaleb(min(kwh.as_tuple().exponent, 0))  # type: ignore[arg-type]
+    shares = [(kwh * p.days / total_days).quantize(step, rounding=ROUND_HALF_UP) for p in parts[:-1]]
     return [*shares, kwh - sum(shares, Decimal(0))]
 
 
@@ -94,9 +94,7 @@ def _dates(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date
     if end is None:
         end = add_months(start, 1, month_end=is_month_end(start))
     if end <= start:
-        raise BillingError(
-            f"the period from {start} to {end} is empty", hint="--to must be after --from"
-        )
+        raise BillingError(f"the period from {start} to {end} is empty", hint="--to must be after --from")
     return start, end
 
 

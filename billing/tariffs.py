@@ -92,9 +92,7 @@ class TariffBook:
 
     def changes_within(self, start: dt.date, end: dt.date, tariff_class: str = RESIDENTIAL) -> list[Tariff]:
         """Tariffs taking effect strictly after `start`'s day and on or before `end`'s day."""
-        return [
-            t for t in self.tariffs if start < t.effective_from <= end and t.prices(tariff_class)
-        ]
+        return [t for t in self.tariffs if start < t.effective_from <= end and t.prices(tariff_class)]
 
     def vat_rate_on(self, day: dt.date) -> Decimal:
         for window in self.vat_windows:
@@ -169,8 +167,9 @@ def _vat(path: Path) -> tuple[Decimal, tuple[VatWindow, ...]]:
 def load_book(directory: Path | None = None) -> TariffBook:
     """Every tariff file of a directory (default `fixtures/tariffs/`) and its VAT schedule."""
     root = directory or fixture("tariffs")
-    tariffs = sorted((load_tariff(p) for p in root.glob("*.toml") if p.name != "vat.toml"),
-                     key=lambda t: t.effective_from)
+    tariffs = sorted(
+        (load_tariff(p) for p in root.glob("*.toml") if p.name != "vat.toml"), key=lambda t: t.effective_from
+    )
     dates = [t.effective_from for t in tariffs]
     if len(set(dates)) != len(dates):
         raise TariffError(f"two tariff files in {root} take effect on the same day")

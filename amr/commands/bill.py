@@ -30,15 +30,19 @@ def _vnd(amount: int) -> str:
 @handle_errors
 def quote(
     kwh: Annotated[str, typer.Option("--kwh", help="energy over the period, kWh")],
-    start: Annotated[dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"],
-                                                      help="previous reading date")] = None,
-    end: Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"],
-                                                    help="this reading date")] = None,
+    start: Annotated[
+        dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="previous reading date")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="this reading date")
+    ] = None,
     households: Annotated[str, typer.Option("--households", help="households on the meter")] = "1",
     tariff_class: Annotated[str, typer.Option("--class", help="residential|business|production")] = (
-        "residential"),
-    voltage: Annotated[str | None, typer.Option("--voltage",
-                                                help="ge110kv|22-110kv|ge22kv|6-22kv|lt6kv")] = None,
+        "residential"
+    ),
+    voltage: Annotated[
+        str | None, typer.Option("--voltage", help="ge110kv|22-110kv|ge22kv|6-22kv|lt6kv")
+    ] = None,
     offpeak: Annotated[str, typer.Option("--offpeak", help="of which off-peak kWh (TOU classes)")] = "0",
     peak: Annotated[str, typer.Option("--peak", help="of which peak kWh (TOU classes)")] = "0",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -66,13 +70,20 @@ def quote(
         print_json(result.as_json())
         return
     kind = "regular" if result.regular else "irregular (quotas prorated)"
-    table = Table(title=f"{result.tariff_class}, {result.start} to {result.end}: {result.days} days, {kind}; "
-                        f"tariff {' + '.join(result.decisions)}")
+    table = Table(
+        title=f"{result.tariff_class}, {result.start} to {result.end}: {result.days} days, {kind}; "
+        f"tariff {' + '.join(result.decisions)}"
+    )
     for column in ("tier", "quota kWh", "kWh", "price VND/kWh", "amount VND"):
         table.add_column(column, justify="right")
     for line in result.lines:
-        table.add_row(str(line.tier), "-" if line.quota_kwh is None else str(line.quota_kwh),
-                      str(line.kwh), _vnd(line.price), _vnd(line.amount))
+        table.add_row(
+            str(line.tier),
+            "-" if line.quota_kwh is None else str(line.quota_kwh),
+            str(line.kwh),
+            _vnd(line.price),
+            _vnd(line.amount),
+        )
     table.add_section()
     table.add_row("subtotal", "", "", "", _vnd(result.amount_before_vat))
     table.add_row(f"VAT {result.vat_rate * 100:g}%", "", "", "", _vnd(result.vat_amount))

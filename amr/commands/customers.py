@@ -18,8 +18,9 @@ app = typer.Typer(no_args_is_help=True, help="Customers, contracts and the meter
 @handle_errors
 def import_(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet: a customer file or the fleet file")],
-    good_rows: Annotated[bool, typer.Option("--good-rows",
-                                            help="import the good rows despite bad ones")] = False,
+    good_rows: Annotated[
+        bool, typer.Option("--good-rows", help="import the good rows despite bad ones")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Import customers, contracts and meter assignments; every bad row is reported.
@@ -32,28 +33,41 @@ def import_(
 
     report = import_customers(state(), path, mode="good-rows" if good_rows else "all-or-nothing")
     if as_json:
-        print_json({"rows": report.rows, "imported": report.imported,
-                    "skipped_without_customer": report.skipped_without_customer,
-                    "errors": [vars(e) for e in report.errors]})
+        print_json(
+            {
+                "rows": report.rows,
+                "imported": report.imported,
+                "skipped_without_customer": report.skipped_without_customer,
+                "errors": [vars(e) for e in report.errors],
+            }
+        )
     else:
-        console.print(f"{report.imported} of {report.rows} rows imported from {path}"
-                      + (f"; {report.skipped_without_customer} meters without a customer skipped"
-                         if report.skipped_without_customer else ""))
+        console.print(
+            f"{report.imported} of {report.rows} rows imported from {path}"
+            + (
+                f"; {report.skipped_without_customer} meters without a customer skipped"
+                if report.skipped_without_customer
+                else ""
+            )
+        )
         for error in report.errors[:50]:
             console.print(f"  line {error.line}, {error.column}: {error.what}", highlight=False)
         if len(report.errors) > 50:
             console.print(f"  ... and {len(report.errors) - 50} more")
     if report.errors:
-        raise fail(f"{len(report.errors)} bad value(s) in {path}",
-                   None if good_rows else "fix them, or pass --good-rows to import the rest")
+        raise fail(
+            f"{len(report.errors)} bad value(s) in {path}",
+            None if good_rows else "fix them, or pass --good-rows to import the rest",
+        )
 
 
 @app.command("list")
 @handle_errors
 def list_(
     route: Annotated[str | None, typer.Option("--route", help="only this route")] = None,
-    on: Annotated[dt.datetime | None, typer.Option("--on", formats=["%Y-%m-%d"],
-                                                   help="contracts in force that day")] = None,
+    on: Annotated[
+        dt.datetime | None, typer.Option("--on", formats=["%Y-%m-%d"], help="contracts in force that day")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -91,16 +105,38 @@ def show(
     if as_json:
         print_json(customer)
         return
-    console.print(f"[bold]{customer['customer_code']}[/] {customer['name']}, {customer['address']}"
-                  f" (tax code {customer['tax_code'] or '-'})")
+    console.print(
+        f"[bold]{customer['customer_code']}[/] {customer['name']}, {customer['address']}"
+        f" (tax code {customer['tax_code'] or '-'})"
+    )
     contracts = Table(title="contracts")
-    for column in ("effective_from", "effective_to", "tariff_class", "voltage", "households",
-                   "reading_day", "tou_calendar", "route"):
+    for column in (
+        "effective_from",
+        "effective_to",
+        "tariff_class",
+        "voltage",
+        "households",
+        "reading_day",
+        "tou_calendar",
+        "route",
+    ):
         contracts.add_column(column)
     for c in customer["contracts"]:
-        contracts.add_row(*(str(c[k] if c[k] is not None else "") for k in (
-            "effective_from", "effective_to", "tariff_class", "voltage", "households", "reading_day",
-            "tou_calendar", "route")))
+        contracts.add_row(
+            *(
+                str(c[k] if c[k] is not None else "")
+                for k in (
+                    "effective_from",
+                    "effective_to",
+                    "tariff_class",
+                    "voltage",
+                    "households",
+                    "reading_day",
+                    "tou_calendar",
+                    "route",
+                )
+            )
+        )
     console.print(contracts)
     meters = Table(title="meters")
     for column in ("meter_id", "installed_on", "removed_on"):

@@ -45,6 +45,7 @@ STATEMENTS = [
         period        TEXT NOT NULL,
         reasons       TEXT NOT NULL,
         status        TEXT NOT NULL DEFAULT 'open',
+        total_amount  BIGINT,
         adjusted_kwh  INTEGER,
         resolution    TEXT,
         resolved_by   TEXT,

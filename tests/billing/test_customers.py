@@ -26,26 +26,46 @@ def test_fleet_file_imports_and_ignores_registry_columns(tmp_path: Path, store: 
     header = list(FLEET_COLUMNS)
     blank = dict.fromkeys(header, "")
     rows = []
-    for i, (code, hh, cls) in enumerate([("PD01000000001", "1", "residential"),
-                                         ("PD01000000002", "1.5", "business"), ("", "1", "residential")]):
-        row = {**blank, "meter_id": f"M{i}", "customer_code": code, "url": "dlms+tcp://127.0.0.1:4059",
-               "households": hh, "tariff_class": cls, "route": "R01", "installed_on": "2026-01-01"}
+    for i, (code, hh, cls) in enumerate(
+        [
+            ("PD01000000001", "1", "residential"),
+            ("PD01000000002", "1.5", "business"),
+            ("", "1", "residential"),
+        ]
+    ):
+        row = {
+            **blank,
+            "meter_id": f"M{i}",
+            "customer_code": code,
+            "url": "dlms+tcp://127.0.0.1:4059",
+            "households": hh,
+            "tariff_class": cls,
+            "route": "R01",
+            "installed_on": "2026-01-01",
+        }
         rows.append([row[c] for c in header])
     report = import_customers(store, write(tmp_path / "fleet.csv", header, rows))
     assert report.ok and report.imported == 2 and report.skipped_without_customer == 1
     listed = list_customers(store, route="R01", on=dt.date(2026, 11, 1))
     assert [(r["customer_code"], r["households"], r["tariff_class"]) for r in listed] == [
-        ("PD01000000001", "1", "residential"), ("PD01000000002", "1.5", "business")]
+        ("PD01000000001", "1", "residential"),
+        ("PD01000000002", "1.5", "business"),
+    ]
 
 
 def test_bad_rows_are_reported_by_line_and_column_and_nothing_is_written(
-        tmp_path: Path, store: StateStore) -> None:
+    tmp_path: Path, store: StateStore
+) -> None:
     header = ["customer_code", "meter_id", "households", "tariff_class", "reading_day"]
-    path = write(tmp_path / "c.csv", header, [
-        ["PD01000000001", "M1", "1", "residential", "0"],
-        ["PD01XX", "M2", "1", "residential", "0"],
-        ["PD01000000003", "M3", "-2", "shop", "40"],
-    ])
+    path = write(
+        tmp_path / "c.csv",
+        header,
+        [
+            ["PD01000000001", "M1", "1", "residential", "0"],
+            ["PD01XX", "M2", "1", "residential", "0"],
+            ["PD01000000003", "M3", "-2", "shop", "40"],
+        ],
+    )
     report = import_customers(store, path)
     found = {(e.line, e.column) for e in report.errors}
     assert found == {(3, "customer_code"), (4, "households"), (4, "tariff_class"), (4, "reading_day")}
@@ -55,23 +75,36 @@ def test_bad_rows_are_reported_by_line_and_column_and_nothing_is_written(
 
 
 def test_unknown_column_is_reported_on_the_header(tmp_path: Path, store: StateStore) -> None:
-    report = import_customers(store, write(tmp_path / "c.csv", ["customer_code", "colour"],
-                                           [["PD01000000001", "red"]]))
+    report = import_customers(
+        store, write(tmp_path / "c.csv", ["customer_code", "colour"], [["PD01000000001", "red"]])
+    )
     assert report.errors[0].line == 1 and "colour" in report.errors[0].column
 
 
 def test_contract_change_and_meter_exchange_close_the_previous(tmp_path: Path, store: StateStore) -> None:
     header = ["customer_code", "meter_id", "households", "effective_from", "installed_on", "name"]
-    import_customers(store, write(tmp_path / "a.csv", header, [
-        ["PD02000000009", "OLD", "1", "2025-01-01", "2025-01-01", "Nguyễn Văn A"]]))
-    import_customers(store, write(tmp_path / "b.csv", header, [
-        ["PD02000000009", "NEW", "2", "2026-11-16", "2026-11-16", ""]]))
+    import_customers(
+        store,
+        write(
+            tmp_path / "a.csv",
+            header,
+            [["PD02000000009", "OLD", "1", "2025-01-01", "2025-01-01", "Nguyễn Văn A"]],
+        ),
+    )
+    import_customers(
+        store,
+        write(tmp_path / "b.csv", header, [["PD02000000009", "NEW", "2", "2026-11-16", "2026-11-16", ""]]),
+    )
     customer = show_customer(store, "PD02000000009")
     assert customer["name"] == "Nguyễn Văn A"
-    assert [(str(c["effective_from"]), c["effective_to"] and str(c["effective_to"]), c["households"])
-            for c in customer["contracts"]] == [("2025-01-01", "2026-11-16", "1"), ("2026-11-16", None, "2")]
+    assert [
+        (str(c["effective_from"]), c["effective_to"] and str(c["effective_to"]), c["households"])
+        for c in customer["contracts"]
+    ] == [("2025-01-01", "2026-11-16", "1"), ("2026-11-16", None, "2")]
     assert [(m["meter_id"], m["removed_on"] and str(m["removed_on"])) for m in customer["meters"]] == [
-        ("OLD", "2026-11-16"), ("NEW", None)]
+        ("OLD", "2026-11-16"),
+        ("NEW", None),
+    ]
     with store.read() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar_one() == 1
     with pytest.raises(UnknownCustomerError, match="PD02000000001"):

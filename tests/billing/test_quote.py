@@ -42,9 +42,19 @@ def test_golden_residential_regular_month_2026() -> None:
     q = quote(300, start=D(2026, 9, 30), end=D(2026, 10, 31))
     assert q.regular
     assert [(int(line.kwh), line.amount) for line in q.lines] == [
-        (50, 99_200), (50, 102_500), (100, 238_000), (100, 299_800), (0, 0), (0, 0)]
+        (50, 99_200),
+        (50, 102_500),
+        (100, 238_000),
+        (100, 299_800),
+        (0, 0),
+        (0, 0),
+    ]
     assert (q.amount_before_vat, q.vat_rate, q.vat_amount, q.total_amount) == (
-        739_500, Decimal("0.08"), 59_160, 798_660)
+        739_500,
+        Decimal("0.08"),
+        59_160,
+        798_660,
+    )
 
 
 def test_golden_shared_meter_two_households() -> None:
@@ -56,16 +66,29 @@ def test_golden_shared_meter_two_households() -> None:
 
 def test_golden_business_tou_under_6kv() -> None:
     # 700 normal x 3152 + 200 off-peak x 1918 + 100 peak x 5422 = 3,132,200; VAT 8% 250,576
-    q = quote(1000, start=D(2026, 9, 30), end=D(2026, 10, 31), tariff_class="business",
-              offpeak_kwh=200, peak_kwh=100)
+    q = quote(
+        1000,
+        start=D(2026, 9, 30),
+        end=D(2026, 10, 31),
+        tariff_class="business",
+        offpeak_kwh=200,
+        peak_kwh=100,
+    )
     assert q.amount_before_vat == 3_132_200
     assert q.total_amount == 3_382_776
 
 
 def test_golden_production_22_to_110kv_after_vat_cut_ends() -> None:
     # January 2027, VAT back to 10%: 1000x1833 + 500x1190 + 200x3398 = 3,107,600
-    q = quote(1700, start=D(2026, 12, 31), end=D(2027, 1, 31), tariff_class="production",
-              voltage="22-110kv", offpeak_kwh=500, peak_kwh=200)
+    q = quote(
+        1700,
+        start=D(2026, 12, 31),
+        end=D(2027, 1, 31),
+        tariff_class="production",
+        voltage="22-110kv",
+        offpeak_kwh=500,
+        peak_kwh=200,
+    )
     assert q.amount_before_vat == 3_107_600
     assert q.vat_rate == Decimal("0.10")
     assert q.total_amount == 3_418_360
@@ -94,8 +117,7 @@ def test_fractional_households_for_tenants() -> None:
 def test_json_contract_keys_exactly() -> None:
     payload = quote(300).as_json()
     assert set(payload) == {"lines", "amount_before_vat", "vat_rate", "vat_amount", "total_amount"}
-    assert all(set(line) == {"tier", "quota_kwh", "kwh", "price", "amount"}
-               for line in payload["lines"])  # type: ignore[attr-defined]
+    assert all(set(line) == {"tier", "quota_kwh", "kwh", "price", "amount"} for line in payload["lines"])  # type: ignore[attr-defined]
 
 
 def test_errors_name_the_input() -> None:
@@ -117,18 +139,29 @@ def regular_periods(draw: st.DrawFn) -> tuple[dt.date, dt.date]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(kwh=st.integers(0, 5000), extra=st.integers(1, 500), period=regular_periods(),
-       h=st.integers(1, 8).map(lambda n: Decimal(n) / 4))
-def test_total_never_decreases_as_kwh_grows(kwh: int, extra: int, period: tuple[dt.date, dt.date],
-                                            h: Decimal) -> None:
+@given(
+    kwh=st.integers(0, 5000),
+    extra=st.integers(1, 500),
+    period=regular_periods(),
+    h=st.integers(1, 8).map(lambda n: Decimal(n) / 4),
+)
+def test_total_never_decreases_as_kwh_grows(
+    kwh: int, extra: int, period: tuple[dt.date, dt.date], h: Decimal
+) -> None:
     start, end = period
-    assert quote(kwh + extra, start=start, end=end, households=h).total_amount >= quote(
-        kwh, start=start, end=end, households=h).total_amount
+    assert (
+        quote(kwh + extra, start=start, end=end, households=h).total_amount
+        >= quote(kwh, start=start, end=end, households=h).total_amount
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(kwh=st.decimals(0, 5000, places=2), start=dates, days=st.integers(1, 70),
-       h=st.integers(1, 12).map(lambda n: Decimal(n) / 4))
+@given(
+    kwh=st.decimals(0, 5000, places=2),
+    start=dates,
+    days=st.integers(1, 70),
+    h=st.integers(1, 12).map(lambda n: Decimal(n) / 4),
+)
 def test_tier_quantities_sum_to_the_energy(kwh: Decimal, start: dt.date, days: int, h: Decimal) -> None:
     q = quote(kwh, start=start, end=start + dt.timedelta(days=days), households=h)
     assert sum(line.kwh for line in q.lines) == kwh

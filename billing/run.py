@@ -1,0 +1,247 @@
+"""The bill run: rate every customer of a period, partition by partition, idempotently.
+
+Same inputs give the same amounts and change nothing. A bill not yet issued is simply
+replaced; an issued bill is never changed: if its re-rated amounts differ, a new version
+is written (status draft) for `amr bill issue` to issue as a replacement or adjustment
+invoice referencing the original.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from billing import determinants as det
+from billing import sources
+from billing.errors import BillingError
+from billing.holds import UNUSUAL_FACTOR, hold_reasons, record_holds, resolutions
+from billing.periods import period_bounds
+from billing.rating import check_priced, rate
+from billing.segments import build_segments
+from billing.tariffs import TariffBook, default_book
+from core.buckets import bucket_expr
+from core.config import Settings
+from core.measurements import MeasurementStore, partition
+from core.state import StateStore
+from core.tables import BILLS, BILLS_SCHEMA, conform_table
+
+COMPARED = ("kwh", "amount_before_vat", "vat_rate", "vat_amount", "total_amount", "lines")
+
+
+@dataclass
+class BillRunReport:
+    period: str
+    dry_run: bool
+    bills: int = 0
+    held: int = 0
+    estimated: int = 0
+    unchanged: int = 0
+    corrections: int = 0
+    total_vnd: int = 0
+    per_class: dict[str, int] = field(default_factory=dict)
+    partitions: int = 0
+    seconds: float = 0.0
+    held_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _prepare_customers(
+    frame: pl.DataFrame, period: str
+) -> tuple[pl.DataFrame, list[tuple[dt.date, dt.date]]]:
+    days = sorted(set(frame["reading_day"].to_list()))
+    bounds = {d: period_bounds(period, d) for d in days}
+    table = pl.DataFrame(
+        {"reading_day": days, "start": [bounds[d][0] for d in days], "end": [bounds[d][1] for d in days]},
+        schema={"reading_day": pl.Int64, "start": pl.Date, "end": pl.Date},
+    )
+    out = frame.join(table, on="reading_day", how="left").with_columns(
+        (pl.col("households").str.to_decimal(scale=3) * 1000).cast(pl.Int64).alias("h_milli")
+    )
+    return out, sorted(set(bounds.values()))
+
+
+def rate_period(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    period: str,
+    route: str | None = None,
+    book: TariffBook | None = None,
+    factor: Decimal = UNUSUAL_FACTOR,
+) -> pl.DataFrame:
+    """Fresh bills of a period (no versions yet): amounts, lines, determinants and hold reasons."""
+    book = book or default_book()
+    raw = sources.customers(state, period, route)
+    if raw.height == 0:
+        raise BillingError(
+            f"no customer has a contract in force in {period}" + (f" on route {route}" if route else ""),
+            hint="import customers with `amr customers import FILE`",
+        )
+    customers, groups = _prepare_customers(raw, period)
+    first, last = min(g[0] for g in groups), max(g[1] for g in groups)
+    store = MeasurementStore(data_dir)
+    reads = sources.register_reads(store, first, last)
+    lazy_customers = customers.lazy()
+    wins = det.windows(
+        lazy_customers, sources.assignments(state, first, last).lazy(), sources.ratios(state).lazy()
+    )
+    registers = det.register_energy(wins, reads)
+    intervals = det.interval_energy(wins, sources.daily(store, first + dt.timedelta(days=1), last))
+    previous = (
+        sources.latest(sources.bills(store, sources.previous_periods(period, 3)))
+        .filter(pl.col("status") != "replaced")
+        .select(
+            "customer_code",
+            "kwh",
+            "estimated",
+            (pl.col("period_end") - pl.col("period_start")).dt.total_days().alias("days"),
+        )
+    )
+    history = det.history_rate(previous)
+    energy = det.customer_energy(lazy_customers, wins, registers, intervals, history)
+    bill_ids = lazy_customers.select(
+        "customer_code", (pl.lit(f"{period}-") + pl.col("customer_code")).alias("bill_id")
+    )
+    # staff adjustments replace the determinant of the bill version they were made on
+    adjusted = resolutions(state, period).filter(pl.col("adjusted_kwh").is_not_null()).lazy()
+    energy = (
+        energy.join(bill_ids, on="customer_code")
+        .join(adjusted.select("bill_id", "adjusted_kwh"), on="bill_id", how="left")
+        .with_columns(
+            pl.coalesce("adjusted_kwh", "kwh").alias("kwh"),
+            pl.when(pl.col("adjusted_kwh").is_not_null())
+            .then(pl.lit("adjusted"))
+            .otherwise(pl.col("basis"))
+            .alias("basis"),
+            (pl.col("estimated") & pl.col("adjusted_kwh").is_null()).alias("estimated"),
+            (pl.col("tou_mismatch") & pl.col("adjusted_kwh").is_null()).alias("tou_mismatch"),
+        )
+        .drop("bill_id", "adjusted_kwh")
+    )
+    segs = build_segments(book, lazy_customers, energy, registers, reads, groups)
+    bills = (
+        rate(segs, book)
+        .join(
+            lazy_customers.select("customer_code", "tariff_class", "start", "end", "route"),
+            on="customer_code",
+        )
+        .join(energy.select("customer_code", "basis", "estimated", "tou_mismatch"), on="customer_code")
+        .join(history, on="customer_code", how="left")
+        .with_columns((pl.col("end") - pl.col("start")).dt.total_days().alias("period_days"))
+    )
+    bills = bills.with_columns(hold_reasons(bills, factor).alias("hold_reasons"))
+    return check_priced(bills.collect()).with_columns(
+        (pl.lit(f"{period}-") + pl.col("customer_code")).alias("bill_id"),
+        pl.lit(period).alias("period"),
+        pl.col("start").alias("period_start"),
+        pl.col("end").alias("period_end"),
+    )
+
+
+def _versions(
+    fresh: pl.DataFrame, existing: pl.DataFrame, released: pl.DataFrame, now: dt.datetime
+) -> tuple[pl.DataFrame, int, int]:
+    """Give each fresh bill its version and status against what is already stored."""
+    last = (
+        existing.sort("version")
+        .group_by("bill_id")
+        .last()
+        .select(
+            "bill_id",
+            pl.col("version").alias("old_version"),
+            pl.col("status").alias("old_status"),
+            *(pl.col(c).alias(f"old_{c}") for c in COMPARED),
+        )
+    )
+    same = pl.all_horizontal(*(pl.col(c) == pl.col(f"old_{c}") for c in COMPARED)).fill_null(False)
+    issued = pl.col("old_status").is_in(["issued"]).fill_null(False)
+    merged = (
+        fresh.join(last, on="bill_id", how="left")
+        .with_columns(
+            pl.when(issued & same)
+            .then(pl.lit("unchanged"))
+            .when(issued)
+            .then(pl.lit("correction"))
+            .otherwise(pl.lit("fresh"))
+            .alias("change"),
+        )
+        .with_columns(
+            pl.when(pl.col("change") == "correction")
+            .then(pl.col("old_version") + 1)
+            .otherwise(pl.col("old_version").fill_null(1))
+            .cast(pl.Int32)
+            .alias("version"),
+        )
+        .join(released, on=["bill_id", "version"], how="left")
+        .with_columns(
+            pl.when(
+                (pl.col("hold_reasons") != "")
+                & ~(
+                    pl.col("hold_status").is_not_null()
+                    & (
+                        (pl.col("released_total") == pl.col("total_amount"))
+                        | (pl.col("hold_status") == "adjusted")
+                    )
+                )
+            )
+            .then(pl.lit("held"))
+            .otherwise(pl.lit("draft"))
+            .alias("status"),
+            pl.lit(None, pl.String).alias("invoice_no"),
+            pl.lit(now).dt.replace_time_zone("UTC").alias("created_at"),
+        )
+    )
+    unchanged = merged.filter(pl.col("change") == "unchanged").height
+    corrections = merged.filter(pl.col("change") == "correction").height
+    return merged.filter(pl.col("change") != "unchanged"), unchanged, corrections
+
+
+def run_bills(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    period: str,
+    settings: Settings,
+    route: str | None = None,
+    dry_run: bool = False,
+    book: TariffBook | None = None,
+    now: dt.datetime | None = None,
+) -> BillRunReport:
+    """Rate a period's customers (optionally one route) and store the bills unless `dry_run`."""
+    started = time.perf_counter()
+    now = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
+    fresh = rate_period(data_dir, state, period=period, route=route, book=book)
+    table = MeasurementStore(data_dir).table(BILLS)
+    existing = sources.bills(MeasurementStore(data_dir), [period]).collect()
+    changed, unchanged, corrections = _versions(fresh, existing, resolutions(state, period), now)
+    report = BillRunReport(
+        period=period, dry_run=dry_run, bills=fresh.height, unchanged=unchanged, corrections=corrections
+    )
+    report.held = changed.filter(pl.col("status") == "held").height
+    report.estimated = int(fresh["estimated"].sum())
+    report.total_vnd = int(fresh["total_amount"].sum())
+    report.per_class = dict(sorted(fresh.group_by("tariff_class").len().iter_rows()))
+    for reasons in changed.filter(pl.col("status") == "held")["hold_reasons"].to_list():
+        for reason in reasons.split(","):
+            report.held_reasons[reason] = report.held_reasons.get(reason, 0) + 1
+    if not dry_run and changed.height:
+        rows = conform_table(changed, BILLS_SCHEMA, origin="bill run").with_columns(
+            bucket_expr("customer_code", settings.buckets)
+        )
+        kept = existing.join(rows.select("bill_id", "version"), on=["bill_id", "version"], how="anti")
+        kept = kept.with_columns(bucket_expr("customer_code", settings.buckets))
+        frames: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
+        for (bucket,), part in rows.partition_by("bucket", as_dict=True).items():
+            old = kept.filter(pl.col("bucket") == bucket)
+            frames[partition(period=period, bucket=int(bucket))] = pl.concat(
+                [old.drop("bucket"), part.drop("bucket")]
+            ).sort("bill_id", "version")
+        table.write_partitions(frames)
+        report.partitions = len(frames)
+        record_holds(state, changed.filter(pl.col("status") == "held"))
+    report.seconds = time.perf_counter() - started
+    return report

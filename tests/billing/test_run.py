@@ -1,0 +1,115 @@
+"""Bill runs over real stores: determinants, exchanges, estimates, holds, idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import polars as pl
+
+from billing.run import run_bills
+from core.tables import BILLS, BILLS_SCHEMA
+
+D = dt.date
+TOTAL, R1, R2, R3 = "1.0.1.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255"
+OCT, NOV = D(2026, 10, 31), D(2026, 11, 30)
+
+
+def city(world: Any) -> None:
+    world.customers(
+        [
+            {"customer_code": "PD01000000001", "meter_id": "M1", "installed_on": "2025-01-01", "route": "R1"},
+            {
+                "customer_code": "PD01000000002",
+                "meter_id": "M2",
+                "installed_on": "2025-01-01",
+                "route": "R1",
+                "tariff_class": "business",
+                "voltage": "lt6kv",
+            },
+            {"customer_code": "PD01000000003", "meter_id": "M3", "installed_on": "2025-01-01", "route": "R2"},
+            {
+                "customer_code": "PD01000000004",
+                "meter_id": "OLD4",
+                "installed_on": "2025-01-01",
+                "route": "R2",
+            },
+            {
+                "customer_code": "PD01000000004",
+                "meter_id": "NEW4",
+                "installed_on": "2026-11-16",
+                "route": "R2",
+                "effective_from": "2025-01-01",
+            },
+            {"customer_code": "PD01000000005", "meter_id": "M5", "installed_on": "2025-01-01", "route": "R2"},
+        ]
+    )
+    world.reads(
+        [
+            ("M1", OCT, TOTAL, 1_000_000),
+            ("M1", NOV, TOTAL, 1_300_500),
+            ("M2", OCT, TOTAL, 0),
+            ("M2", NOV, TOTAL, 1_000_000),
+            ("M2", OCT, R1, 0),
+            ("M2", NOV, R1, 700_000),
+            ("M2", OCT, R2, 0),
+            ("M2", NOV, R2, 100_000),
+            ("M2", OCT, R3, 0),
+            ("M2", NOV, R3, 200_000),
+            ("M3", OCT, TOTAL, 7_000_000),  # the end snapshot is missing
+            ("OLD4", OCT, TOTAL, 5_000_000),
+            ("OLD4", D(2026, 11, 16), TOTAL, 5_100_000),
+            ("NEW4", D(2026, 11, 16), TOTAL, 0),
+            ("NEW4", NOV, TOTAL, 120_000),
+        ]
+    )
+    world.daily("M3", D(2026, 11, 1), NOV, wh=5_013)  # 30 x 5,013 Wh = 150.39 kWh
+
+
+def bills(world: Any) -> pl.DataFrame:
+    frame: pl.DataFrame = world.store.table(BILLS).scan(BILLS_SCHEMA).collect()
+    return frame.sort("bill_id", "version")
+
+
+def test_run_rates_every_class_from_registers_and_holds_what_is_estimated(world: Any) -> None:
+    city(world)
+    report = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    assert report.bills == 5 and report.per_class == {"business": 1, "residential": 4}
+    got = {r["customer_code"]: r for r in bills(world).to_dicts()}
+    # 300 kWh (1300 - 1000 displayed kWh): 50x1984 + 50x2050 + 100x2380 + 100x2998 = 739,500 + 8%
+    assert (got["PD01000000001"]["kwh"], got["PD01000000001"]["total_amount"]) == (300, 798_660)
+    assert got["PD01000000001"]["status"] == "draft" and not got["PD01000000001"]["estimated"]
+    # business from rate registers: 700x3152 + 100x5422 + 200x1918 = 3,132,200 + 8% 250,576
+    assert got["PD01000000002"]["total_amount"] == 3_382_776
+    bands = {line["tier"]: line["kwh"] for line in json.loads(got["PD01000000002"]["lines"])}
+    assert bands == {"normal": 700, "peak": 100, "offpeak": 200}
+    # missing end snapshot: interval sum 150,390 Wh -> 150 kWh, estimated and held
+    assert (got["PD01000000003"]["kwh"], got["PD01000000003"]["estimated"]) == (150, True)
+    assert got["PD01000000003"]["status"] == "held"
+    # exchange: old 5100 - 5000 + new 120 - 0 = 220 kWh: 99,200 + 102,500 + 238,000 + 20x2998 = 499,660
+    assert (got["PD01000000004"]["kwh"], got["PD01000000004"]["amount_before_vat"]) == (220, 499_660)
+    assert got["PD01000000004"]["vat_amount"] == 39_973  # 8% of 499,660 = 39,972.8
+    # no data and no history: an estimated bill of 0 kWh, held
+    assert got["PD01000000005"]["estimated"] and got["PD01000000005"]["status"] == "held"
+    assert report.held == 2 and report.estimated == 2
+    assert report.total_vnd == sum(r["total_amount"] for r in got.values())
+
+
+def test_rerun_is_idempotent_and_dry_run_writes_nothing(world: Any) -> None:
+    city(world)
+    dry = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings, dry_run=True)
+    assert dry.bills == 5 and bills(world).height == 0
+    first = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    before = bills(world).drop("created_at")
+    second = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    assert first.total_vnd == second.total_vnd == dry.total_vnd
+    assert bills(world).drop("created_at").equals(before)
+
+
+def test_route_run_keeps_other_routes_bills(world: Any) -> None:
+    city(world)
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    report = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings, route="R1")
+    assert report.bills == 2
+    assert bills(world).height == 5
