@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,16 +15,29 @@ from portal_world import World, make_settings, seed
 
 from core.state import StateStore
 from portal_api.app import create_app
-from portal_api.clients import add_client
+from portal_api.clients import NewClient, add_client
 from portal_api.serve import running
+from portal_api.serving import ServingSnapshot
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, NewClient]:
+    """Seed once (Parquet snapshots, serving files, a client); each test gets a copy."""
+    data_dir = tmp_path_factory.mktemp("portal-template") / "data"
+    state = StateStore.open(data_dir)
+    seed(data_dir, state)
+    client = add_client(state, "city-portal", rate_per_s=1000)
+    state.dispose()
+    ServingSnapshot(data_dir).refresh()
+    return data_dir, client
 
 
 @pytest.fixture()
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, seeded_template: tuple[Path, NewClient]) -> Iterator[World]:
+    template, client = seeded_template
     settings = make_settings(tmp_path / "data")
+    shutil.copytree(template, settings.data_dir)
     state = StateStore.open(settings.data_dir)
-    seed(settings.data_dir, state)
-    client = add_client(state, "city-portal", rate_per_s=1000)
     app = create_app(settings, follow_snapshots=False)
     app.state.serving.refresh()
     with running(app) as served:

@@ -99,13 +99,17 @@ class World:
     client: NewClient
     url: str
     running: Running
+    _token: str | None = None
 
     def integrator_token(self) -> str:
+        if self._token is not None:
+            return self._token
         reply = httpx.post(f"{self.url}/oauth/token", timeout=10, data={
             "grant_type": "client_credentials", "client_id": self.client.client_id,
             "client_secret": self.client.client_secret})
         reply.raise_for_status()
-        return str(reply.json()["access_token"])
+        self._token = str(reply.json()["access_token"])
+        return self._token
 
     def customer_token(self, code: str) -> str:
         link = customer_link(KEY.encode(), self.settings.portal.public_url, code)
