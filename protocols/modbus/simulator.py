@@ -199,8 +199,10 @@ class ModbusFleetSimulator:
 
     def _trace_line(self, sending: bool, data: bytes) -> bytes:
         """pymodbus's packet hook on an RTU line's server: an answer starts with its unit id."""
-        if not sending or not data or data[0] not in self._by_unit:
+        if not sending or not data:
             return data
+        if data[0] not in self._by_unit:
+            return b""  # nobody at that address on a real line: silence, not an answer
         return self._apply_line_faults(self._by_unit[data[0]], data)
 
     def _apply_line_faults(self, meter: SimulatedMeter, data: bytes) -> bytes:

@@ -77,6 +77,7 @@ class HouseholdLoad:
     epoch: dt.date = dt.date(2026, 1, 1)
     initial_wh: int | None = None
     _day_ends: list[int] = field(default_factory=list, repr=False)  # register at each day's end
+    _day_energy: dict[int, int] = field(default_factory=dict, repr=False)  # ordinal -> Wh, memoised
 
     def __post_init__(self) -> None:
         u = _unit(self.seed, self.meter_id, "size")
@@ -89,7 +90,14 @@ class HouseholdLoad:
             self.initial_wh = int(_unit(self.seed, self.meter_id, "start") * 5_000_000)
 
     def day_wh(self, day: dt.date) -> int:
-        """Energy drawn on a local day, integer Wh."""
+        """Energy drawn on a local day, integer Wh (memoised: simulators ask for it on every read)."""
+        ordinal = day.toordinal()
+        cached = self._day_energy.get(ordinal)
+        if cached is None:
+            cached = self._day_energy[ordinal] = self._compute_day_wh(day)
+        return cached
+
+    def _compute_day_wh(self, day: dt.date) -> int:
         noise = 0.75 + 0.5 * _unit(self.seed, self.meter_id, day.toordinal())
         factor = SEASON[day.month] if self.kind == "household" else 1.0
         if self.kind == "business" and day.weekday() == 6:

@@ -1,0 +1,93 @@
+"""RTU: over a pseudo-terminal pair (a serial line) and through an RTU-over-TCP gateway."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.clock import VirtualClock
+from core.meter_url import MeterUrl
+from core.obis import ACTIVE_IMPORT_TOTAL
+from protocols.modbus.client import read_modbus_meter
+from protocols.modbus.errors import MapMismatch, ModbusCrcError, ModbusTimeout
+from protocols.modbus.simulator import ModbusFleetSimulator
+from protocols.modbus.transport import line_lock
+
+from .conftest import run
+
+
+def test_read_over_a_serial_line_on_a_pty(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=3, map_name="schneider-iem3000", clock=clock,
+                                        transport="serial") as fleet:
+            assert fleet.device_path and fleet.device_path.startswith("/dev/")
+            meter = fleet.meters[2]
+            url = MeterUrl.parse(meter.url)
+            assert (url.scheme, url.device, url.int_param("unit", 0)) == ("modbus+rtu", fleet.device_path, 3)
+            readings = await read_modbus_meter(url, meter.meter_id, clock=clock, timeout=3)
+            energy = next(r for r in readings if r.quantity == ACTIVE_IMPORT_TOTAL)
+            assert energy.value == fleet.register_wh(meter.meter_id)
+
+    run(scenario())
+
+
+def test_meters_on_one_line_are_read_one_request_at_a_time(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=4, map_name="eastron-sdm630", clock=clock,
+                                        transport="serial") as fleet:
+            urls = [MeterUrl.parse(m.url) for m in fleet.meters]
+            assert len({id(line_lock(u)) for u in urls}) == 1  # one lock for the whole line
+            # started together; without the line lock their frames would collide on the pty
+            results = await asyncio.gather(*(
+                read_modbus_meter(u, m.meter_id, clock=clock, timeout=3) for u, m in zip(urls, fleet.meters,
+                                                                                       strict=True)))
+            for meter, readings in zip(fleet.meters, results, strict=True):
+                energy = next(r for r in readings if r.quantity == ACTIVE_IMPORT_TOTAL)
+                assert abs(energy.value * 10 - fleet.register_wh(meter.meter_id)) <= 10
+
+    run(scenario())
+
+
+def test_crc_errors_on_the_line_are_retryable(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=1, clock=clock, transport="serial", faults=["crc"]) as fleet:
+            with pytest.raises(ModbusCrcError) as caught:
+                await read_modbus_meter(MeterUrl.parse(fleet.meters[0].url), "M1", clock=clock, timeout=0.5)
+            assert caught.value.retryable and "CRC" in str(caught.value)
+
+    run(scenario())
+
+
+def test_rtu_over_tcp_gateway(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=5, map_name="eastron-sdm120", clock=clock, transport="rtu+tcp",
+                                        faults=["crc@0.5"]) as fleet:
+            urls = [MeterUrl.parse(m.url) for m in fleet.meters]
+            assert {u.scheme for u in urls} == {"modbus+rtu+tcp"} and len({u.line for u in urls}) == 1
+            outcomes = await asyncio.gather(
+                *(read_modbus_meter(u, m.meter_id, clock=clock, timeout=0.5) for u, m in
+                  zip(urls, fleet.meters, strict=True)),
+                return_exceptions=True)
+            faulty = {m.meter_id for m in fleet.meters if m.faults}
+            for meter, outcome in zip(fleet.meters, outcomes, strict=True):
+                if meter.meter_id in faulty:
+                    assert isinstance(outcome, ModbusCrcError)
+                else:
+                    assert isinstance(outcome, list) and len(outcome) == 13
+
+    run(scenario())
+
+
+def test_unit_missing_on_the_line_times_out_and_wrong_map_is_refused(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=1, clock=clock, transport="rtu+tcp") as fleet:
+            url = MeterUrl.parse(fleet.meters[0].url)
+            absent = MeterUrl(url.scheme, url.host, url.port, None, {**url.params, "unit": "9"})
+            with pytest.raises(ModbusTimeout):
+                await read_modbus_meter(absent, "M9", clock=clock, timeout=0.3)
+            wrong = MeterUrl(url.scheme, url.host, url.port, None, {**url.params, "map": "schneider-iem3000"})
+            with pytest.raises(MapMismatch):
+                await read_modbus_meter(wrong, "M1", clock=clock, timeout=2)
+
+    run(scenario())
