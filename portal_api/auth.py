@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.fleet import CUSTOMER_CODE
 from portal_api import tokens
-from portal_api.errors import Forbidden, Unauthenticated
+from portal_api.errors import Forbidden, InvalidRequest, Unauthenticated
 
 CLIENT_TTL_S = 3600
 CUSTOMER_TTL_S = 900
@@ -57,5 +58,12 @@ def allow_integrator(principal: Principal, action: str) -> None:
 def customer_link(key: bytes, public_url: str, customer_code: str, *, ttl_s: int = CUSTOMER_TTL_S) -> str:
     """The link the portal sends a signed-in customer to (the token rides in the fragment,
     which browsers never send to servers, so it stays out of access logs)."""
+    if not CUSTOMER_CODE.match(customer_code):
+        raise InvalidRequest(
+            f"customer code {customer_code!r} is not PD, a 2-digit unit and 9 digits",
+            hint="for example PD01000000001",
+        )
+    if not 1 <= ttl_s <= 86_400:
+        raise InvalidRequest(f"token lifetime {ttl_s} s is outside 1..86400", hint="use minutes, not days")
     token = tokens.issue(key, "customer", customer_code, ttl_s=ttl_s)
     return f"{public_url.rstrip('/')}/#token={token}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from core.state import StateStore
+from portal_api.errors import InvalidRequest
 
 STATES = ("pending", "sent", "acknowledged", "failed")
 BATCH = 1000
@@ -169,3 +170,13 @@ def entries(state: StateStore, *, period: str | None = None, states: Sequence[st
         rows = conn.execute(query, {"p": period, "states": list(states or STATES), "limit": limit}).all()
     return [Entry(r.bill_id, int(r.version), r.customer_code, r.period, r.state, int(r.attempts),
                   r.last_error, r.next_attempt_at, r.acknowledged_at) for r in rows]
+
+
+def status(state: StateStore, *, period: str | None = None, states: Sequence[str] | None = None,
+           limit: int = 50) -> tuple[dict[str, int], list[Entry]]:
+    """Counts by state and the newest entries: what `amr portal status` shows."""
+    unknown = sorted(set(states or ()) - set(STATES))
+    if unknown:
+        raise InvalidRequest(f"outbox state(s) {', '.join(unknown)} do not exist",
+                             hint=f"use one of {', '.join(STATES)}")
+    return counts(state, period), entries(state, period=period, states=states, limit=limit)
