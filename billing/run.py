@@ -89,7 +89,9 @@ def rate_period(
     wins = det.windows(
         lazy_customers, sources.assignments(state, first, last).lazy(), sources.ratios(state).lazy()
     )
-    registers = det.register_energy(wins, reads)
+    # materialise the shared intermediate results once: they feed several branches of the plan
+    wins = wins.collect().lazy()
+    registers = det.register_energy(wins, reads).collect().lazy()
     intervals = det.interval_energy(wins, sources.daily(store, first + dt.timedelta(days=1), last))
     previous = (
         sources.latest(sources.bills(store, sources.previous_periods(period, 3)))
@@ -102,7 +104,7 @@ def rate_period(
         )
     )
     history = det.history_rate(previous)
-    energy = det.customer_energy(lazy_customers, wins, registers, intervals, history)
+    energy = det.customer_energy(lazy_customers, wins, registers, intervals, history).collect().lazy()
     bill_ids = lazy_customers.select(
         "customer_code", (pl.lit(f"{period}-") + pl.col("customer_code")).alias("bill_id")
     )

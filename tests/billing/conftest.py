@@ -36,8 +36,15 @@ class World:
         report = import_customers(self.state, path)
         assert report.ok, report.errors
 
-    def reads(self, rows: list[tuple[str, dt.date, str, int]], *, unit: str = "Wh", scale: int = 0) -> None:
-        """(meter_id, date, quantity, value) at the end of that local day."""
+    def reads(
+        self,
+        rows: list[tuple[str, dt.date, str, int]],
+        *,
+        unit: str = "Wh",
+        scale: int = 0,
+        at: dt.time = dt.time(16, 59),
+    ) -> None:
+        """(meter_id, date, quantity, value) at the end of that local day (captured at `at` UTC)."""
         frame = pl.DataFrame(
             [
                 {
@@ -47,7 +54,7 @@ class World:
                     "value": v,
                     "scale": scale,
                     "unit": unit,
-                    "ts": dt.datetime.combine(d, dt.time(16, 59), dt.UTC),
+                    "ts": dt.datetime.combine(d, at, dt.UTC),
                     "estimated": False,
                 }
                 for m, d, q, v in rows
