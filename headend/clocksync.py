@@ -27,6 +27,7 @@ class ClockAction(StrEnum):
     SHIFT = "shift"
     SET = "set"
     CAPPED = "capped"  # drift above threshold, but today's corrections are used up
+    REFUSED = "refused"  # the meter refused the correction (e.g. the client may not write the clock)
 
 
 @dataclass(frozen=True, slots=True)

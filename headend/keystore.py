@@ -7,7 +7,7 @@ opens and lives in a `MeterSecrets` whose repr hides it, so it is never logged o
 File (mode 0600):
 
     [meter-keys.M000123]
-    password = "12345678"                 # LLS
+    password = "12345678"                 # LLS (or password_hex = "..." for a binary one)
     akey = "000102030405060708090a0b0c0d0e0f"   # HLS-GMAC authentication key (hex)
     ekey = "000102030405060708090a0b0c0d0e0f"   # HLS-GMAC block cipher key (hex)
 
@@ -30,7 +30,7 @@ from headend.errors import KeyStoreError
 
 NAMESPACE = "meter-keys"
 ENV_PREFIX = "AMR_METER_KEY_"
-_FIELDS = ("password", "akey", "ekey")
+_FIELDS = ("password", "password_hex", "akey", "ekey")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +74,15 @@ def _secrets(reference: str, values: Mapping[str, str], origin: str) -> MeterSec
     if unknown:
         raise KeyStoreError(f"key {reference} in {origin}: unknown field(s) {unknown}", hint=f"use {_FIELDS}")
     password = values.get("password")
+    raw = password.encode() if password is not None else None
+    if "password_hex" in values:
+        try:
+            raw = bytes.fromhex(values["password_hex"])
+        except ValueError:
+            raise KeyStoreError(f"key {reference}: password_hex is not hexadecimal") from None
     return MeterSecrets(
         reference=reference,
-        password=password.encode() if password is not None else None,
+        password=raw,
         authentication_key=_hex(reference, "akey", values["akey"]) if "akey" in values else None,
         encryption_key=_hex(reference, "ekey", values["ekey"]) if "ekey" in values else None,
     )

@@ -55,6 +55,16 @@ def model_for(name: str | None, protocol: str) -> MeterModel:
         return _MODELS[DEFAULT_MODEL[protocol]]
     if name in _MODELS:
         return _MODELS[name]
+    if protocol == "dlms":
+        # The DLMS layer's named models (protocols.dlms.settings.MODELS) are valid names too.
+        from protocols.dlms.settings import MODELS
+
+        if name in MODELS:
+            found = MODELS[name]
+            return MeterModel(
+                name, load_profile=found.load_profile, daily_profile=found.daily_profile,
+                event_log=found.event_log, clock_deviation_inverted=found.deviation_inverted,
+            )
     # Modbus rows usually name their register map as the model; the map carries the detail.
     if protocol == "modbus":
         return MeterModel(name, has_clock=False, has_profiles=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -41,8 +42,10 @@ from headend.registry import Meter
 from headend.sessions import CLOCK, EVENTS, PROFILES, REGISTERS, Connector, MeterSession, ProtocolConnector
 from headend.timestamps import to_db
 from headend.watermarks import WatermarkKey
+from protocols.errors import RemoteProtocolError
 
 CHUNK = dt.timedelta(days=1)
+log = logging.getLogger("amr.headend")
 
 
 class _Stopped(Exception):
@@ -160,10 +163,17 @@ class _Round:
         drift = (meter_clock - now).total_seconds()
         used = self.corrections.get(job.meter.meter_id, 0)
         action = clocksync.decide(drift, used, self.clock_policy)
-        if action is ClockAction.SHIFT:
-            await session.shift_time(-round(drift))
-        elif action is ClockAction.SET:
-            await session.set_clock(self.clock.now())
+        try:
+            if action is ClockAction.SHIFT:
+                await session.shift_time(-round(drift))
+            elif action is ClockAction.SET:
+                await session.set_clock(self.clock.now())
+        except RemoteProtocolError as exc:
+            if exc.retryable:
+                raise
+            # A refused correction is an event to act on, not a reason to leave the data unread.
+            log.warning("meter %s refused a clock correction of %.0f s: %s", job.meter.meter_id, drift, exc)
+            action = ClockAction.REFUSED
         if action is not ClockAction.NONE:
             job.clock_events.append(ClockEvent(job.meter.meter_id, now, drift, action))
         job.clock_done = True

@@ -23,7 +23,8 @@ START = dt.datetime(2026, 3, 10, 3, 0, tzinfo=dt.UTC)
 
 def test_fifty_modbus_meters_with_no_answer_faults(data_dir: Path, tmp_path: Path) -> None:
     clock = VirtualClock(START)
-    settings = HeadendSettings(concurrency=64, session_timeout_s=0.5, retries=1, backoff_s=0.0)
+    # Generous budgets: the test shares two cores with other suites; a slow answer is retried.
+    settings = HeadendSettings(concurrency=64, session_timeout_s=1.0, retries=2, backoff_s=0.0)
 
     async def main() -> tuple[object, ...]:
         async with ModbusFleetSimulator(meters=50, seed=3, clock=clock, faults=["no-answer@0.1"]) as sim:
@@ -60,6 +61,8 @@ def test_fifty_modbus_meters_with_no_answer_faults(data_dir: Path, tmp_path: Pat
         assert abs(landed_wh - simulated) <= 10 ** max(0, row["scale"] + 3)
     with state.read() as conn:  # type: ignore[attr-defined]
         logged = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM headend_comm_log WHERE outcome = 'failed' AND error_class = 'timeout'"
-        ).scalar()
-    assert logged == len(faulty) * 2 * 3  # two attempts (one retry) per faulty meter per round
+            "SELECT meter_id, COUNT(*) FROM headend_comm_log"
+            " WHERE outcome = 'failed' AND error_class = 'timeout' GROUP BY meter_id"
+        ).all()
+    counts = dict(logged)  # type: ignore[arg-type]
+    assert all(counts[m] == 3 * 3 for m in faulty)  # three attempts (two retries) per round, three rounds
