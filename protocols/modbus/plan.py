@@ -8,13 +8,21 @@ left to right this way gives the fewest requests.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
+from protocols.modbus.datatypes import DataType, WordOrder
 from protocols.modbus.maps import Function, RegisterEntry
 
+_FORMAT = {
+    DataType.U16: "H", DataType.S16: "h", DataType.U32: "I", DataType.S32: "i",
+    DataType.U64: "Q", DataType.S64: "q", DataType.F32: "f", DataType.F64: "d",
+}
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class ReadBlock:
     """One read request: `count` registers of `function` from `address`, feeding `entries`."""
 
@@ -22,6 +30,21 @@ class ReadBlock:
     address: int
     count: int
     entries: tuple[RegisterEntry, ...]
+
+    @cached_property
+    def layout(self) -> tuple[struct.Struct, tuple[RegisterEntry, ...], tuple[RegisterEntry, ...]]:
+        """One struct that unpacks every most-significant-word-first entry of the block in a single
+        call (unused registers skipped as pad bytes), those entries in order, and the rest."""
+        direct = sorted((e for e in self.entries if e.word_order is WordOrder.BIG or e.width == 1),
+                        key=lambda e: e.address)
+        others = tuple(e for e in self.entries if e not in direct)
+        parts, position = [">"], self.address
+        for entry in direct:
+            if entry.address > position:
+                parts.append(f"{(entry.address - position) * 2}x")
+            parts.append(_FORMAT[entry.type])
+            position = entry.end
+        return struct.Struct("".join(parts)), tuple(direct), others
 
 
 def plan_reads(entries: Iterable[RegisterEntry], *, max_registers: int, max_gap: int) -> list[ReadBlock]:

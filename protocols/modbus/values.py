@@ -81,10 +81,12 @@ def decode_block(block: ReadBlock, registers: Sequence[int]) -> tuple[list[Decod
     if len(registers) != block.count:
         raise ValueError(f"expected {block.count} registers from {block.address}, got {len(registers)}")
     data = registers_to_bytes(registers)
+    layout, direct, others = block.layout
+    raws = list(zip(direct, layout.unpack_from(data), strict=True))
+    raws.extend((e, decode(data, e.address - block.address, e.type, e.word_order)) for e in others)
     good: list[DecodedValue] = []
     bad: list[BadEntry] = []
-    for entry in block.entries:
-        raw = decode(data, entry.address - block.address, entry.type, entry.word_order)
+    for entry, raw in raws:
         checked = exact_value(entry, raw)
         if isinstance(checked, str):
             bad.append(BadEntry(entry, raw, checked))

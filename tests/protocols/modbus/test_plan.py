@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.modbus.datatypes import DataType, WordOrder
@@ -32,6 +32,7 @@ def entry_sets(draw: st.DrawFn) -> list[RegisterEntry]:
     return entries
 
 
+@settings(max_examples=50)
 @given(entry_sets(), st.integers(4, 125), st.integers(0, 30))
 def test_every_entry_once_within_limits(
     entries: list[RegisterEntry], max_registers: int, max_gap: int
@@ -48,6 +49,7 @@ def test_every_entry_once_within_limits(
         assert block.address == ordered[0].address and block.address + block.count == ordered[-1].end
 
 
+@settings(max_examples=50)
 @given(entry_sets(), st.integers(4, 125), st.integers(0, 30))
 def test_never_more_requests_than_values(
     entries: list[RegisterEntry], max_registers: int, max_gap: int
@@ -68,3 +70,24 @@ def test_shipped_maps_need_few_requests() -> None:
     assert len(plan_single(sdm630.entries)) >= 5 * len(blocks)
     iem = load_map("schneider-iem3000")
     assert len(plan_reads(iem.entries, max_registers=iem.max_registers, max_gap=iem.max_gap)) <= 4
+
+
+@settings(max_examples=50)
+@given(entry_sets(), st.data())
+def test_one_call_block_layout_decodes_like_each_entry_alone(
+    entries: list[RegisterEntry], data: st.DataObject
+) -> None:
+    from protocols.modbus.datatypes import decode, registers_to_bytes
+
+    orders = st.sampled_from(list(WordOrder))
+    mixed = [e.model_copy(update={"word_order": data.draw(orders)}) for e in entries]
+    for block in plan_reads(mixed, max_registers=125, max_gap=10):
+        words = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count))
+        raw = registers_to_bytes(words)
+        layout, direct, others = block.layout
+        together = dict(zip([e.name for e in direct], layout.unpack_from(raw), strict=True))
+        assert {e.name for e in direct} | {e.name for e in others} == {e.name for e in block.entries}
+        for entry in direct:
+            alone = decode(raw, entry.address - block.address, entry.type, entry.word_order)
+            both_nan = alone != alone and together[entry.name] != together[entry.name]
+            assert together[entry.name] == alone or both_nan

@@ -1,0 +1,128 @@
+"""Benchmark: read 1,000 simulated Modbus TCP meters once with a full SDM630 map.
+
+The simulated fleet runs in another process (pymodbus servers, one port per meter); this
+process reads every meter once with `read_modbus_meter`, first packing the map into as few
+requests as allowed, then the baseline that reads one value per request. It prints reads per
+second, the client's CPU per meter (user and kernel) and the request counts, and the ratios
+of the baseline to the packed read.
+
+    .venv/bin/python benchmarks/modbus_poll.py            # 1,000 meters
+    .venv/bin/python benchmarks/modbus_poll.py --quick    # 50 meters, a smoke test
+
+Goals (issue 4): at least 5x fewer requests than the baseline; at most 0.5 ms of client CPU
+for a full-map read of an SDM630.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.meter_url import MeterUrl
+from protocols.modbus.client import Packing, map_for, plan_for, read_modbus_meter
+from protocols.modbus.errors import ModbusError
+from protocols.modbus.simulator import ModbusFleetSimulator
+
+MAP = "eastron-sdm630"
+
+
+def serve(meters: int, urls: mp.Queue, stop: Event) -> None:  # type: ignore[type-arg]
+    """The simulated fleet, in its own process."""
+
+    async def main() -> None:
+        async with ModbusFleetSimulator(meters=meters, map_name=MAP, seed=1) as fleet:
+            urls.put([m.url for m in fleet.meters])
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+
+    asyncio.run(main())
+
+
+@dataclass
+class Round:
+    packing: str
+    meters: int
+    failed: int
+    requests: int
+    wall: float
+    user: float
+    system: float
+
+    @property
+    def cpu_per_meter_ms(self) -> float:
+        return (self.user + self.system) / self.meters * 1000
+
+    def line(self) -> str:
+        rate = self.meters / self.wall
+        return (f"{self.packing:>7}: {self.meters} meters in {self.wall:.2f} s = {rate:,.0f} reads/s; "
+                f"{self.requests:,} requests ({self.requests / self.meters:.1f}/meter); client CPU "
+                f"{self.cpu_per_meter_ms:.3f} ms/meter (user {self.user / self.meters * 1000:.3f} + kernel "
+                f"{self.system / self.meters * 1000:.3f}); failed {self.failed}")
+
+
+async def read_all(urls: list[MeterUrl], packing: Packing, concurrency: int) -> Round:
+    gate = asyncio.Semaphore(concurrency)
+    failed = 0
+
+    async def one(index: int, url: MeterUrl) -> None:
+        nonlocal failed
+        async with gate:
+            try:
+                await read_modbus_meter(url, f"M{index}", timeout=10, packing=packing)
+            except ModbusError as exc:
+                failed += 1
+                print(f"  {url}: {exc}", file=sys.stderr)
+
+    requests = len(plan_for(map_for(urls[0]), None, packing)) * len(urls)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return Round(packing, len(urls), failed, requests, wall,
+                 after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="50 meters (a smoke test)")
+    parser.add_argument("--meters", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=100, help="meters read at once")
+    args = parser.parse_args()
+    meters = args.meters or (50 if args.quick else 1000)
+
+    context = mp.get_context("spawn")
+    urls_queue = context.Queue()
+    stop = context.Event()
+    server = context.Process(target=serve, args=(meters, urls_queue, stop), daemon=True)
+    server.start()
+    try:
+        urls = [MeterUrl.parse(u) for u in urls_queue.get(timeout=240)]
+        asyncio.run(read_all(urls[: min(20, len(urls))], "blocks", args.concurrency))  # warm up caches
+        packed = asyncio.run(read_all(urls, "blocks", args.concurrency))
+        single = asyncio.run(read_all(urls, "single", args.concurrency))
+    finally:
+        stop.set()
+        server.join(30)
+    print(f"Modbus poll, {meters} simulated TCP meters ({MAP}, full map), concurrency {args.concurrency}")
+    print(packed.line())
+    print(single.line())
+    print(f"ratio requests baseline/packed: {single.requests / packed.requests:.1f}x (goal >= 5x)")
+    print(f"ratio client CPU baseline/packed: {single.cpu_per_meter_ms / packed.cpu_per_meter_ms:.1f}x; "
+          f"packed full-map read {packed.cpu_per_meter_ms:.3f} ms CPU/meter (goal <= 0.5 ms)")
+    print(f"ratio reads/s packed/baseline: {single.wall / packed.wall:.1f}x")
+    if packed.failed or single.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
