@@ -21,7 +21,9 @@ GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7
 EXCEPTION_RESPONSE, CONFIRMED_SERVICE_ERROR = 0xD8, 0x0E
 NORMAL, NEXT_OR_BLOCK, WITH_LIST = 1, 2, 3
 
-DATA_ACCESS_RESULTS: dict[int, str] = {r.value: r.name.lower().replace("_", "-") for r in enumerations.DataAccessResult}
+DATA_ACCESS_RESULTS: dict[int, str] = {
+    r.value: r.name.lower().replace("_", "-") for r in enumerations.DataAccessResult
+}
 
 
 def result_name(code: int) -> str:

@@ -120,24 +120,18 @@ class ClientAssociation:
     # --- association establishment ----------------------------------------------------
 
     def aarq(self) -> bytes:
+        # The InitiateRequest goes in plain: it carries no dedicated key, and a wrong key must
+        # then fail where the standard says, at reply_to_HLS_authentication.
         initiate = xdlms.InitiateRequest(
             proposed_conformance=proposed_conformance(self.ciphered),
             client_max_receive_pdu_size=self._max_pdu,
         )
-        content: Any = initiate
-        if self.keys is not None:
-            counter = self._next_counter()
-            content = xdlms.GlobalCipherInitiateRequest(
-                security_control=ciphering.SECURITY_CONTROL,
-                invocation_counter=counter,
-                ciphered_text=ciphering.encrypt(initiate.to_bytes(), self.keys, self.system_title, counter),
-            )
         request = acse.ApplicationAssociationRequest(
             ciphered=self.ciphered,
             system_title=self.system_title if self.ciphered else None,
             authentication=_MECHANISM[self.auth] if self.auth != "none" else None,
             authentication_value=self._password if self.auth == "lls" else (self.challenge or None),
-            user_information=acse.UserInformation(content=content),
+            user_information=acse.UserInformation(content=initiate),
         )
         return bytes(request.to_bytes())
 
@@ -212,7 +206,14 @@ class ClientAssociation:
         )
 
     def accept_hls_response(self, data: bytes) -> None:
-        status, returned = apdu.parse_action_response(self.unprotect(data))
+        try:
+            status, returned = apdu.parse_action_response(self.unprotect(data))
+        except DlmsRemoteError as exc:
+            # A meter that cannot decipher our reply (wrong keys) answers with an exception.
+            raise DlmsAuthenticationFailed(
+                f"{self.where}: reply_to_HLS_authentication failed: {exc}",
+                hint="the encryption or authentication key in the key store does not match the meter's",
+            ) from None
         if status != 0 or returned is None:
             raise DlmsAuthenticationFailed(
                 f"{self.where}: the meter refused reply_to_HLS_authentication ({apdu.result_name(status)})",

@@ -368,10 +368,12 @@ class DlmsSession:
                             read_at=read_at,
                         )
                     )
+                    # The interval (ts - period, ts] must lie inside the range asked for.
                     if (
                         delta_code
                         and previous is not None
                         and ts - previous[0] == lead
+                        and ts - lead >= start
                         and number >= previous[1]
                     ):
                         readings.append(

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import csv
 import hashlib
-import io
 import os
 import tty
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from core.fleet import FLEET_COLUMNS
 from protocols.dlms import hdlc
 from protocols.dlms.ciphering import Keys
 from protocols.dlms.errors import ApduError, DlmsRemoteError, FrameError
+from protocols.dlms.serial_line import pipe_streams
 from protocols.dlms.simulator.faults import Faults
 from protocols.dlms.simulator.meter import SimulatedMeter
 from protocols.dlms.simulator.server import PUBLIC_CLIENT, ServerAssociation
@@ -198,6 +198,7 @@ class DlmsFleetSimulator:
         self._ptys: list[tuple[int, int]] = []
         self._pty_writers: list[asyncio.StreamWriter] = []
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def _info(self, meter_id: str, index: int, location: str) -> SimulatedMeterInfo:
         client = PUBLIC_CLIENT if self.auth == "none" else MANAGEMENT_CLIENT
@@ -237,6 +238,10 @@ class DlmsFleetSimulator:
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self._writers.add(writer)
+            task = asyncio.current_task()
+            if task is not None:
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
             try:
                 await _Connection(meter, holder[0], self).serve(reader, writer)
             finally:
@@ -255,13 +260,7 @@ class DlmsFleetSimulator:
         self._ptys.append((master, slave))
         path = os.ttyname(slave)
         info = self._info(meter_id, index, path)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        read_end = io.FileIO(os.dup(master), "rb", closefd=True)
-        write_end = io.FileIO(os.dup(master), "wb", closefd=True)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), read_end)
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, write_end)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        reader, writer = await pipe_streams(master)
 
         async def serve_forever() -> None:
             # A serial line has no connections: one link after another on the same wire.
@@ -279,6 +278,8 @@ class DlmsFleetSimulator:
             server.close()
         for writer in list(self._writers):
             writer.transport.abort()  # ends each connection's read at once, without cancelling it
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -96,6 +96,7 @@ class SimulatedMeter:
     faults: Faults = field(default_factory=Faults)
     clock_offset: dt.timedelta = dt.timedelta(0)  # set_clock and shift_time move this
     frame_counter: int = 0  # the highest client invocation counter seen
+    releases: int = 0  # associations released with RLRQ (tests check release after failures)
 
     def __post_init__(self) -> None:
         self.load = HouseholdLoad(self.meter_id, self.seed)

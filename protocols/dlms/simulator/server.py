@@ -16,6 +16,7 @@ from dlms_cosem.protocol.xdlms.conformance import Conformance
 
 from protocols.dlms import apdu, axdr, ciphering
 from protocols.dlms.association import GMAC_CONTROL, gmac_tag
+from protocols.dlms.errors import DlmsRemoteError
 from protocols.dlms.simulator.meter import READ_WRITE_DENIED, SimulatedMeter
 
 PUBLIC_CLIENT = 16
@@ -55,6 +56,7 @@ class ServerAssociation:
         self.associated = False
         self.hls_pending = False
         self.ciphered = False
+        self.cipher_initiate = False
         self.general = True
         self.client_title = b""
         self.challenge = b""
@@ -77,12 +79,15 @@ class ServerAssociation:
         assert self.keys is not None
         if envelope.invocation_counter <= self.meter.frame_counter:
             return None  # a replayed or reused counter
-        plain = ciphering.decrypt(
-            envelope.ciphertext,
-            self.keys,
-            envelope.system_title or self.client_title,
-            envelope.invocation_counter,
-        )
+        try:
+            plain = ciphering.decrypt(
+                envelope.ciphertext,
+                self.keys,
+                envelope.system_title or self.client_title,
+                envelope.invocation_counter,
+            )
+        except DlmsRemoteError:
+            return None  # wrong keys: answered in plain with an exception-response
         self.meter.frame_counter = envelope.invocation_counter
         self.general = envelope.tag == ciphering.GENERAL_GLO
         return plain
@@ -103,6 +108,7 @@ class ServerAssociation:
             return self._aarq(data)
         if data[0] == 0x62:
             self.associated = self.hls_pending = False
+            self.meter.releases += 1
             return bytes(acse.ReleaseResponse(reason=enumerations.ReleaseResponseReason.NORMAL).to_bytes())
         if not (self.associated or self.hls_pending):
             return _EXCEPTION
@@ -126,7 +132,7 @@ class ServerAssociation:
         if not public and self.auth == "lls" and request.authentication_value != self.password:
             return self._aare(enumerations.AssociationResult.REJECTED_PERMANENT, Diag.AUTHENTICATION_FAILED)
         content: Any = request.user_information.content
-        self.ciphered = isinstance(content, xdlms.GlobalCipherInitiateRequest)
+        self.ciphered = bool(request.ciphered)
         if self.ciphered:
             if self.keys is None or not request.system_title:
                 return self._aare(
@@ -134,6 +140,10 @@ class ServerAssociation:
                     Diag.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
                 )
             self.client_title = request.system_title
+        self.cipher_initiate = isinstance(content, xdlms.GlobalCipherInitiateRequest)
+        if self.cipher_initiate:
+            if self.keys is None:
+                return self._aare(enumerations.AssociationResult.REJECTED_PERMANENT, Diag.NO_REASON_GIVEN)
             try:
                 plain = ciphering.decrypt(
                     content.ciphered_text, self.keys, self.client_title, content.invocation_counter
@@ -159,7 +169,7 @@ class ServerAssociation:
             content = xdlms.InitiateResponse(
                 negotiated_conformance=self.conformance, server_max_receive_pdu_size=SERVER_MAX_PDU
             )
-            if self.ciphered:
+            if self.cipher_initiate:  # answer in kind: ciphered only if the request was
                 assert self.keys is not None
                 self._counter += 1
                 content = xdlms.GlobalCipherInitiateResponse(

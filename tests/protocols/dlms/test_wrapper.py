@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,7 +40,5 @@ def test_wrong_version_is_a_frame_error() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(RemoteProtocolError):
         WrapperDecoder().feed(data)
-    except RemoteProtocolError:
-        pass

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from dlms_cosem.protocol import acse, xdlms
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.dlms import apdu, axdr
+from protocols.dlms.apdu import AttributeRef
+from protocols.dlms.association import ClientAssociation
+from protocols.dlms.errors import AccessDenied, DlmsLocalError
+from protocols.dlms.session import DlmsSession
+from protocols.dlms.settings import DlmsMeterSettings
+from protocols.errors import RemoteProtocolError
+
+from .conftest import vectors
+
+GB = {v["name"]: v for v in vectors("apdu")}
+
+
+def test_green_book_aarq_both_directions() -> None:
+    vector = GB["green-book-aarq-public"]
+    raw = bytes.fromhex(vector["hex"])
+    aarq = acse.ApplicationAssociationRequest.from_bytes(raw)
+    initiate = aarq.user_information.content
+    assert initiate.client_max_receive_pdu_size == vector["max_pdu"]
+    granted = {name for name in vector["conformance"]}
+    assert {
+        n for n in vars(initiate.proposed_conformance) if getattr(initiate.proposed_conformance, n)
+    } == granted
+    assert bytes(aarq.to_bytes()) == raw
+
+
+def test_green_book_aare_is_taken_with_its_conformance() -> None:
+    vector = GB["green-book-aare-accepted"]
+    association = ClientAssociation()
+    association.accept_aare(bytes.fromhex(vector["hex"]))
+    assert association.associated
+    assert association.server_max_pdu == vector["max_pdu"]
+    assert association.conformance.multiple_references is vector["multiple_references"]
+
+
+def test_aare_with_system_title() -> None:
+    vector = GB["aare-with-system-title"]
+    association = ClientAssociation()
+    association.accept_aare(bytes.fromhex(vector["hex"]))
+    assert association.meter_title == bytes.fromhex(vector["system_title"])
+
+
+class _Recording:
+    """A transport that answers every GET from a table and records what was asked."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def request(self, data: bytes) -> bytes:
+        self.sent.append(data)
+        return bytes((apdu.GET_RESPONSE, apdu.NORMAL, data[2], 0)) + axdr.integer(axdr.UNSIGNED, 7)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_no_get_with_list_toward_a_meter_that_did_not_grant_it() -> None:
+    association = ClientAssociation()
+    association.accept_aare(bytes.fromhex(GB["green-book-aare-accepted"]["hex"]))
+    transport = _Recording()
+    session = DlmsSession(transport, association, DlmsMeterSettings(), "test meter")
+    refs = [AttributeRef(3, "1.0.1.8.0.255", 2), AttributeRef(3, "1.0.2.8.0.255", 2)]
+    assert asyncio.run(session.get_many(refs)) == [7, 7]
+    assert [m[1] for m in transport.sent] == [apdu.NORMAL, apdu.NORMAL]
+
+
+def test_no_block_transfer_or_selective_access_unless_granted() -> None:
+    association = ClientAssociation()
+    association.accept_aare(bytes.fromhex(GB["green-book-aare-accepted"]["hex"]))
+    association.conformance.selective_access = False
+    session = DlmsSession(_Recording(), association, DlmsMeterSettings(), "test meter")
+    with pytest.raises(DlmsLocalError, match="selective-access"):
+        asyncio.run(session.get(AttributeRef(7, "1.0.99.1.0.255", 2), b"\x01\x02\x00"))
+
+
+def test_get_request_golden_bytes() -> None:
+    # GET-request-normal of 0.0.96.1.0.255 attribute 2, class 1, invoke id 7 (published I-frame above)
+    frame = next(v for v in vectors("hdlc") if v["name"] == "get-request-i-frame")
+    expected = bytes.fromhex(frame["info"])[3:]
+    request = bytes(xdlms.GetRequestNormal.from_bytes(expected).to_bytes())
+    assert request == expected
+    assert apdu.get_request(AttributeRef(1, "0.0.96.1.0.255", 2), invoke_id=7)[3:] == expected[3:]
+
+
+def test_get_response_golden_value() -> None:
+    frame = next(v for v in vectors("hdlc") if v["name"] == "get-response-serial-number")
+    response = apdu.parse_get_response(bytes.fromhex(frame["info"])[3:])
+    assert axdr.decode(response.data) == frame["value"]
+
+
+def test_refusal_names_the_result() -> None:
+    response = apdu.parse_get_response(bytes((0xC4, 1, 0xC1, 1, 4)))
+    with pytest.raises(AccessDenied, match="object-undefined"):
+        response.value_bytes("1.0.1.8.0.255")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_bytes_to_response_parsers_raise_only_remote_errors(data: bytes) -> None:
+    for parse in (apdu.parse_get_response, apdu.parse_set_response, apdu.parse_action_response):
+        with contextlib.suppress(RemoteProtocolError):
+            parse(data)
+    with contextlib.suppress(RemoteProtocolError):
+        ClientAssociation().accept_aare(b"\x61" + data)
+    with contextlib.suppress(RemoteProtocolError):
+        ClientAssociation().accept_aare(data)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from core.clock import VirtualClock
+from core.meter_url import MeterUrl
+from protocols.dlms.counters import MemoryCounterStore
+from protocols.dlms.errors import DlmsLocalError
+from protocols.dlms.reader import DEFAULT_QUANTITIES, read_dlms_meter, recover_invocation_counter
+from protocols.dlms.simulator.fleet import DlmsFleetSimulator
+
+START = dt.datetime(2026, 3, 10, 5, 0, tzinfo=dt.UTC)
+
+
+def _read(**options: object) -> list:  # type: ignore[type-arg]
+    async def body() -> list:  # type: ignore[type-arg]
+        clock = VirtualClock(START)
+        async with DlmsFleetSimulator(1, clock=clock, faults=["clock-drift=-5"]) as fleet:
+            return await read_dlms_meter(
+                MeterUrl.parse(fleet.meters[0].url), "M1", clock=clock, timeout=5, source="test", **options
+            )  # type: ignore[arg-type]
+
+    return asyncio.run(body())
+
+
+def test_clock_only_is_the_offset_in_milliseconds() -> None:
+    (reading,) = _read(clock_only=True)
+    assert reading.quantity == "0.0.1.0.0.255" and reading.value == -5000 and reading.scale == -3
+
+
+def test_default_reads_the_billing_registers() -> None:
+    readings = _read()
+    assert {r.quantity for r in readings[1:]} == set(DEFAULT_QUANTITIES)
+    assert all(r.meter_id == "M1" and r.source == "test" for r in readings)
+
+
+def test_profile_by_alias_and_events() -> None:
+    daily = _read(profile="daily", start=START - dt.timedelta(days=3), end=START)
+    assert {r.quantity for r in daily[1:]} >= {"1.0.1.8.0.255", "1.0.1.29.0.255", "1.0.1.8.1.255"}
+    events = _read(profile="events", start=START - dt.timedelta(days=9), end=START)
+    assert events[1:] and all(r.quantity == "0.0.96.11.0.255" for r in events[1:])
+
+
+def test_naive_range_is_refused() -> None:
+    with pytest.raises(DlmsLocalError, match="time zone"):
+        _read(profile="load", start=dt.datetime(2026, 3, 9), end=dt.datetime(2026, 3, 10))
+
+
+def test_lost_counter_is_recovered_from_the_meter() -> None:
+    async def body() -> tuple[int, int]:
+        clock = VirtualClock(START)
+        async with DlmsFleetSimulator(1, clock=clock, auth="hls-gmac") as fleet:
+            meter = fleet.meters[0]
+            url = MeterUrl.parse(meter.url)
+            first = MemoryCounterStore(block=50)
+            await read_dlms_meter(
+                url, "M1", clock=clock, secrets=fleet.secrets, counters=first, clock_only=True
+            )
+            lost = MemoryCounterStore()  # the store was lost: counters would restart at 1
+            assert meter.key_id is not None
+            seen = await recover_invocation_counter(url, meter.key_id, lost, timeout=5)
+            await read_dlms_meter(
+                url, "M1", clock=clock, secrets=fleet.secrets, counters=lost, clock_only=True
+            )
+            return seen, lost.next_counter(meter.key_id)
+
+    seen, after = asyncio.run(body())
+    assert seen >= 2 and after > seen
