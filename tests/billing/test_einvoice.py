@@ -1,0 +1,117 @@
+"""E-invoice XML: GDT structure, XSD validation, XML-DSig signed and verified with a test certificate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from billing.einvoice import Seller, amount_in_words, build_invoice, sign, to_bytes, validate, verify
+from billing.errors import InvoiceError
+
+BILL: dict[str, Any] = {
+    "bill_id": "2026-11-PD01000000001",
+    "version": 1,
+    "customer_code": "PD01000000001",
+    "period": "2026-11",
+    "kwh": 300,
+    "amount_before_vat": 739_500,
+    "vat_rate": "0.08",
+    "vat_amount": 59_160,
+    "total_amount": 798_660,
+    "lines": json.dumps(
+        [
+            {"tier": 1, "quota_kwh": 50, "kwh": 50, "price": 1984, "amount": 99_200},
+            {"tier": 2, "quota_kwh": 50, "kwh": 50, "price": 2050, "amount": 102_500},
+            {"tier": 3, "quota_kwh": 100, "kwh": 100, "price": 2380, "amount": 238_000},
+            {"tier": 4, "quota_kwh": 100, "kwh": 100, "price": 2998, "amount": 299_800},
+        ]
+    ),
+}
+INVOICE: dict[str, Any] = {
+    "template": "1",
+    "series": "K26EAA",
+    "number": 7,
+    "invoice_date": dt.date(2026, 12, 1),
+    "kind": "original",
+    "refers_to": None,
+}
+BUYER = {"name": "Nguyễn Văn A", "address": "1 Tràng Tiền, Hoàn Kiếm", "tax_code": None}
+
+
+def test_invoice_has_the_gdt_structure_and_validates() -> None:
+    root = build_invoice(BILL, INVOICE, Seller(), BUYER)
+    validate(root)
+    assert [child.tag for child in root] == ["DLHDon", "DSCKS"]
+    assert [c.tag for c in root.find("DLHDon/TTChung")][:10] == [  # type: ignore[union-attr]
+        "PBan",
+        "THDon",
+        "KHMSHDon",
+        "KHHDon",
+        "SHDon",
+        "NLap",
+        "DVTTe",
+        "TGia",
+        "HTTToan",
+        "MSTTCGP",
+    ]
+    assert root.findtext("DLHDon/TTChung/SHDon") == "00000007"
+    assert root.findtext("DLHDon/NDHDon/TToan/TgTTTBSo") == "798660"
+    assert root.findtext("DLHDon/NDHDon/TToan/THTTLTSuat/LTSuat/TSuat") == "8%"
+    assert len(root.findall("DLHDon/NDHDon/DSHHDVu/HHDVu")) == 4
+    bad = build_invoice(BILL, {**INVOICE, "series": "K26EAA"}, Seller(tax_code="12"), BUYER)
+    with pytest.raises(InvoiceError, match=r"HDon\.xsd"):
+        validate(bad)
+
+
+def test_signature_verifies_with_the_certificate_and_fails_when_tampered(make_certificate: Any) -> None:
+    key_pem, cert_pem = make_certificate()
+    seller = Seller(key_pem=key_pem, cert_pem=cert_pem)
+    assert "key_pem" not in repr(seller) and "PRIVATE" not in repr(seller)
+    signed = sign(build_invoice(BILL, INVOICE, seller, BUYER), seller)
+    validate(signed)
+    xml = to_bytes(signed)
+    verified = verify(xml, cert_pem)
+    assert verified.findtext("TTChung/SHDon") == "00000007"
+    tampered = xml.replace(b"<TgTTTBSo>798660</TgTTTBSo>", b"<TgTTTBSo>1</TgTTTBSo>")
+    with pytest.raises(InvoiceError, match="does not verify"):
+        verify(tampered, cert_pem)
+    _, other_cert = make_certificate("someone else")
+    with pytest.raises(InvoiceError):
+        verify(xml, other_cert)
+
+
+def test_replacement_and_adjustment_reference_the_original() -> None:
+    previous = {
+        **BILL,
+        "kwh": 250,
+        "amount_before_vat": 620_500,
+        "vat_amount": 49_640,
+        "total_amount": 670_140,
+    }
+    for kind, code in (("replacement", "1"), ("adjustment", "2")):
+        invoice = {
+            **INVOICE,
+            "number": 9,
+            "kind": kind,
+            "refers_to": "1-K26EAA-00000007",
+            "refers_date": dt.date(2026, 12, 1),
+        }
+        root = build_invoice(BILL, invoice, Seller(), BUYER, previous=previous)
+        validate(root)
+        assert root.findtext("DLHDon/TTChung/TTHDLQuan/TCHDon") == code
+        assert root.findtext("DLHDon/TTChung/TTHDLQuan/SHDCLQuan") == "00000007"
+    # the adjustment carries the difference: 798,660 - 670,140 = 128,520
+    assert root.findtext("DLHDon/NDHDon/TToan/TgTTTBSo") == "128520"
+
+
+def test_amount_in_words() -> None:
+    assert amount_in_words(912_802) == "Chín trăm mười hai nghìn tám trăm lẻ hai đồng"
+    assert (
+        etree.fromstring(to_bytes(build_invoice(BILL, INVOICE, Seller(), BUYER)))
+        .findtext("DLHDon/NDHDon/TToan/TgTTTBChu", "")
+        .startswith("Bảy trăm chín mươi tám nghìn")
+    )
