@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -63,4 +64,6 @@ app.add_typer(store.app, name="store", help="Measurement store upkeep.\n\nExampl
 
 
 def main() -> None:
+    # pymodbus logs connection failures itself; the command's own error message says it better
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     app()
