@@ -311,6 +311,27 @@ class DlmsFleetSimulator:
                 return meter.secrets[key_id]
         raise KeyError(key_id)
 
+    def write_key_file(self, path: Path) -> Path:
+        """The head-end's key file (TOML, mode 0600) for this fleet's meters: test and demo keys only."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for meter in self.meters:
+            if meter.key_id is None:
+                continue
+            secret = meter.secrets[meter.key_id]
+            lines.append(f"[{meter.key_id.replace(':', '.', 1)}]")
+            if self.auth == "lls":
+                lines.append(f'password_hex = "{secret.hex()}"')
+            else:
+                lines.append(f'ekey = "{secret[:16].hex()}"')
+                lines.append(f'akey = "{secret[16:].hex()}"')
+            lines.append("")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("\n".join(lines))
+        os.chmod(path, 0o600)
+        return path
+
     def write_fleet_file(self, path: Path) -> Path:
         """The registry import file (core.fleet.FLEET_COLUMNS), CSV."""
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,10 @@ def test_register_rollover_gives_no_negative_delta() -> None:
 def test_clock_drift_shows_in_the_offset() -> None:
     async def body() -> float:
         clock = VirtualClock(START)
-        async with DlmsFleetSimulator(1, clock=clock, faults=["clock-drift=120"]) as fleet, open_session(
-            MeterUrl.parse(fleet.meters[0].url), timeout=5, clock=clock
-        ) as session:
+        async with (
+            DlmsFleetSimulator(1, clock=clock, faults=["clock-drift=120"]) as fleet,
+            open_session(MeterUrl.parse(fleet.meters[0].url), timeout=5, clock=clock) as session,
+        ):
             return (await session.read_clock()).offset_seconds
 
     assert run(body()) == 120
