@@ -276,3 +276,41 @@ def _apply(store: MeasurementStore, state: StateStore, period: str, settings: Se
         for b in buckets
     }
     store.table(BILLS).write_partitions(frames)
+
+
+@dataclass
+class IssueAndDocumentsReport(IssueReport):
+    documents: int | None = None
+    signed: bool = False
+
+
+def issue_and_document(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    period: str,
+    settings: Settings,
+    invoice_date: dt.date | None = None,
+    dry_run: bool = False,
+    correction: str = "replacement",
+    documents: bool = True,
+) -> IssueAndDocumentsReport:
+    """`issue_bills`, then the documents of the period's issued bills (the CLI's one call)."""
+    from billing.documents import write_documents
+
+    if correction not in ("replacement", "adjustment"):
+        raise InvoiceError(f"correction kind {correction!r} is unknown", hint="use replacement or adjustment")
+    base = issue_bills(
+        data_dir,
+        state,
+        period=period,
+        settings=settings,
+        invoice_date=invoice_date,
+        dry_run=dry_run,
+        correction="adjustment" if correction == "adjustment" else "replacement",
+    )
+    report = IssueAndDocumentsReport(**vars(base))
+    if documents and not dry_run:
+        written = write_documents(data_dir, state, period=period)
+        report.documents, report.signed = written.documents, written.signed
+    return report

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from amr.context import console, handle_errors, print_json
+from amr.context import console, data_dir, handle_errors, print_json, settings, state
 from billing.errors import BillingError
 
 app = typer.Typer(no_args_is_help=True, help="Quote, rate, hold, issue and export electricity bills.")
@@ -89,3 +90,186 @@ def quote(
     table.add_row(f"VAT {result.vat_rate * 100:g}%", "", "", "", _vnd(result.vat_amount))
     table.add_row("total", "", "", "", _vnd(result.total_amount))
     console.print(table)
+
+
+Period = Annotated[str, typer.Option("--period", help="billing period YYYY-MM")]
+
+
+@app.command("run")
+@handle_errors
+def run_(
+    period: Period,
+    route: Annotated[str | None, typer.Option("--route", help="only this route")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="rate and report, store nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Rate every customer of a period (or one route) and store the bills; rerunning is safe.
+
+    Issued bills are never changed: different amounts become a new version to issue as a correction.
+
+    Example: amr bill run --period 2026-11 --dry-run
+    """
+    from billing.run import run_bills
+
+    report = run_bills(data_dir(), state(), period=period, settings=settings(), route=route, dry_run=dry_run)
+    if as_json:
+        print_json(vars(report))
+        return
+    table = Table(title=f"bill run {period}" + (" (dry run: nothing stored)" if dry_run else ""))
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for label, value in (
+        ("bills", report.bills),
+        ("held", report.held),
+        ("estimated", report.estimated),
+        ("unchanged (already issued)", report.unchanged),
+        ("corrections", report.corrections),
+        ("total VND", _vnd(report.total_vnd)),
+        ("partitions written", report.partitions),
+        ("seconds", f"{report.seconds:.2f}"),
+    ):
+        table.add_row(label, str(value))
+    for tariff_class, count in report.per_class.items():
+        table.add_row(f"  {tariff_class}", str(count))
+    for reason, count in report.held_reasons.items():
+        table.add_row(f"  held: {reason}", str(count))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def holds(
+    period: Annotated[str | None, typer.Option("--period", help="billing period YYYY-MM")] = None,
+    status: Annotated[str, typer.Option("--status", help="open|released|adjusted|all")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List bills on hold (estimated, TOU mismatch, unusual consumption) waiting for staff.
+
+    Example: amr bill holds --period 2026-11
+    """
+    from billing.holds import list_holds
+
+    rows = list_holds(state(), period=period, status=status)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} hold(s)")
+    for column in ("bill_id", "version", "reasons", "status", "total VND", "resolution"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["bill_id"],
+            str(r["version"]),
+            r["reasons"],
+            r["status"],
+            _vnd(r["total_amount"] or 0),
+            r["resolution"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def release(
+    bill_id: Annotated[str, typer.Argument(help="e.g. 2026-11-PD01000000001")],
+    reason: Annotated[str, typer.Option("--reason", help="why (kept with the bill)")],
+    by: Annotated[str, typer.Option("--by", help="staff id")] = "staff",
+    kwh: Annotated[int | None, typer.Option("--kwh", help="bill this kWh instead (an adjustment)")] = None,
+) -> None:
+    """Release a held bill, or adjust its kWh, with a reason; the next `amr bill run` applies it.
+
+    Example: amr bill release 2026-11-PD01000000001 --reason "meter checked on site" --kwh 212
+    """
+    from billing.holds import resolve_hold
+
+    result = resolve_hold(state(), bill_id, reason=reason, by=by, adjusted_kwh=kwh)
+    console.print(
+        f"{result['bill_id']} v{result['version']}: {result['status']}; rerun the period to apply it"
+    )
+
+
+@app.command()
+@handle_errors
+def issue(
+    period: Period,
+    invoice_date: Annotated[
+        dt.datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="invoice date (default today)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be numbered")] = False,
+    correction: Annotated[str, typer.Option("--correction", help="replacement|adjustment")] = "replacement",
+    documents: Annotated[
+        bool, typer.Option("--documents/--no-documents", help="write HTML and XML documents")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Number the period's draft bills as e-invoices in one serial step and mark them issued.
+
+    Held bills wait. A rerun never renumbers. Documents go to <data>/documents/<period>/.
+
+    Example: amr bill issue --period 2026-11 --date 2026-12-01
+    """
+    from billing.issue import issue_and_document
+
+    report = issue_and_document(
+        data_dir(),
+        state(),
+        period=period,
+        settings=settings(),
+        invoice_date=invoice_date.date() if invoice_date else None,
+        dry_run=dry_run,
+        correction=correction,
+        documents=documents,
+    )
+    if as_json:
+        print_json(vars(report))
+        return
+    numbers = (
+        f"{report.first_number:08d}..{report.last_number:08d}" if report.first_number is not None else "none"
+    )
+    verb = "would issue" if dry_run else "issued"
+    console.print(
+        f"{verb} {report.issued} invoice(s) ({report.corrections} corrections) in template "
+        f"{report.template}, series {report.series}, numbers {numbers}; {report.held} held, "
+        f"{report.already_issued} already issued"
+    )
+    if report.documents is not None:
+        signed = "signed" if report.signed else "UNSIGNED (no seller key in <data>/seller.toml)"
+        console.print(f"{report.documents} document set(s) written, XML {signed}")
+
+
+@app.command()
+@handle_errors
+def documents(
+    period: Period,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also render PDF")] = False,
+    bill_id: Annotated[list[str] | None, typer.Option("--bill", help="only these bills")] = None,
+) -> None:
+    """(Re)write the HTML, e-invoice XML and optionally PDF of a period's issued bills.
+
+    Example: amr bill documents --period 2026-11 --pdf --bill 2026-11-PD01000000001
+    """
+    from billing.documents import write_documents
+
+    report = write_documents(data_dir(), state(), period=period, pdf=pdf, bill_ids=bill_id)
+    console.print(
+        f"{report.documents} bill(s) written to {report.directory} "
+        f"({'signed' if report.signed else 'unsigned'} XML{', PDF' if pdf else ''}) "
+        f"in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+@handle_errors
+def export(
+    period: Period,
+    out: Annotated[Path, typer.Option("--out", help="file .parquet, .csv or .json")],
+    latest: Annotated[bool, typer.Option("--latest", help="only the latest version of each bill")] = False,
+) -> None:
+    """Export a period's bills (every version, invoice numbers) as Parquet, CSV or JSON.
+
+    Example: amr bill export --period 2026-11 --out bills-2026-11.parquet
+    """
+    from billing.exports import export_bills
+
+    rows = export_bills(data_dir(), period=period, out=out, latest_only=latest)
+    console.print(f"{rows} bill row(s) written to {out}")
