@@ -50,5 +50,6 @@ class BreakerPolicy:
         """None while under the threshold; then a cooldown doubling with each further failure."""
         if failures < self.threshold:
             return None
-        cooldown: dt.timedelta = min(self.max_cooldown, self.cooldown * (2 ** (failures - self.threshold)))
+        doublings = min(failures - self.threshold, 32)  # a meter failing for years must not overflow
+        cooldown: dt.timedelta = min(self.max_cooldown, self.cooldown * (2**doublings))
         return now + cooldown
