@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -29,17 +30,18 @@ def _show(fleet: ModbusFleetSimulator, fleet_file: Path) -> None:
 
 @handle_errors
 def modbus(
-    port: int = typer.Option(5020, help="First TCP port; meter N listens on port + N - 1 (0: any free)."),
-    map_name: str = typer.Option("eastron-sdm630", "--map", help="Register map served (amr meters maps)."),
-    meters: int = typer.Option(1, min=1, help="How many meters."),
-    fault: list[str] = typer.Option(  # noqa: B008 - typer reads the default from here
-        [], help="KIND[:ARG][@SHARE][%RATE]: exception[:CODE], no-answer, crc, wrap[:KWH]; repeatable."),
-    seed: int = typer.Option(1, help="Meter ids, customers, loads and faults follow from the seed."),
-    fleet_file: Path = typer.Option(  # noqa: B008
-        Path("fleet.csv"), help="Where to write the fleet file (registry import)."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    serial: bool = typer.Option(False, "--serial", help="One RTU line on a pseudo-terminal instead of TCP."),
-    gateway: bool = typer.Option(False, "--gateway", help="One RTU-over-TCP gateway on PORT."),
+    port: Annotated[int, typer.Option(help="First TCP port; meter N on port + N - 1 (0: any).")] = 5020,
+    map_name: Annotated[str, typer.Option("--map", help="Register map served (amr meters maps).")] = (
+        "eastron-sdm630"),
+    meters: Annotated[int, typer.Option(min=1, help="How many meters.")] = 1,
+    fault: Annotated[list[str] | None, typer.Option(
+        help="KIND[:ARG][@SHARE][%RATE]: exception[:CODE], no-answer, crc, wrap[:KWH]; repeatable.")] = None,
+    seed: Annotated[int, typer.Option(help="Meter ids, customers, loads and faults follow from it.")] = 1,
+    fleet_file: Annotated[Path, typer.Option(help="Where to write the fleet file (registry import).")] = Path(
+        "fleet.csv"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    serial: Annotated[bool, typer.Option("--serial", help="One RTU line on a pseudo-terminal pair.")] = False,
+    gateway: Annotated[bool, typer.Option("--gateway", help="One RTU-over-TCP gateway on PORT.")] = False,
 ) -> None:
     """Run simulated Modbus meters until interrupted, serving a register map from household loads.
 
@@ -47,5 +49,5 @@ def modbus(
     """
     transport: Transport = "serial" if serial else "rtu+tcp" if gateway else "tcp"
     simulator = ModbusFleetSimulator(meters=meters, map_name=map_name, seed=seed, host=host, base_port=port,
-                                     faults=fault, transport=transport)
+                                     faults=fault or [], transport=transport)
     run_fleet(simulator, fleet_file=fleet_file, on_ready=lambda fleet: _show(fleet, fleet_file))

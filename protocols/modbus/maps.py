@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import tomllib
 from collections.abc import Sequence
 from decimal import Decimal
@@ -212,23 +213,28 @@ def _map_path(name: str) -> Path:
     return maps_dir() / f"{name}.toml"
 
 
-_cache: dict[Path, tuple[int, RegisterMap]] = {}
+_cache: dict[Path, tuple[int, float, RegisterMap]] = {}
+RECHECK_SECONDS = 2.0  # a poll reads thousands of meters a second: look at the file's mtime now and then
 
 
 def load_map(name: str) -> RegisterMap:
     """Load a map by name (fixtures/registermaps/NAME.toml) or by the path of a .toml file."""
     path = _map_path(name)
+    cached = _cache.get(path)
+    now = time.monotonic()
+    if cached is not None and now - cached[1] < RECHECK_SECONDS:
+        return cached[2]
     try:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
         known = ", ".join(m.name for m in list_maps())
         raise MapError(f"register map {name!r} not found at {path}",
                        hint=f"known maps: {known}; add a TOML file to {maps_dir()}") from None
-    cached = _cache.get(path)
     if cached is not None and cached[0] == stamp:
-        return cached[1]
+        _cache[path] = (stamp, now, cached[2])
+        return cached[2]
     loaded = parse_map(path.read_bytes().decode("utf-8"), path=path)
-    _cache[path] = (stamp, loaded)
+    _cache[path] = (stamp, now, loaded)
     return loaded
 
 

@@ -19,6 +19,7 @@ from protocols.modbus.plan import ReadBlock
 
 _ONE = Decimal(1)
 _POWERS = {shift: 10.0**shift for shift in range(-18, 19)}
+_EXACT_LIMIT = 2.0**52
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ def round_exactly(raw: float, shift: int) -> int:
     """
     product = raw * _POWERS[shift]
     nearest = round(product)
-    if abs(product) < 2.0**52 and abs(abs(product - nearest) - 0.5) > 1e-9 * max(1.0, abs(product)):
+    if abs(product) < _EXACT_LIMIT and abs(abs(product - nearest) - 0.5) > 1e-9 * max(1.0, abs(product)):
         return nearest
     exact = Decimal(raw).scaleb(shift).quantize(_ONE, ROUND_HALF_EVEN)
     return int(exact)
@@ -59,7 +60,13 @@ def exact_value(entry: RegisterEntry, raw: int | float) -> int | str:
         if not math.isfinite(raw):
             return f"decodes to {raw}"
         assert entry.resolution is not None  # guaranteed by the map's validation
-        value = round_exactly(raw, entry.scale - entry.resolution)
+        # round_exactly, inlined: this runs for every value of every read
+        shift = entry.scale - entry.resolution
+        product = raw * _POWERS[shift]
+        value = round(product)
+        magnitude = abs(product)
+        if not (magnitude < _EXACT_LIMIT and abs(abs(product - value) - 0.5) > 1e-9 * max(1.0, magnitude)):
+            value = int(Decimal(raw).scaleb(shift).quantize(_ONE, ROUND_HALF_EVEN))
     else:
         value = raw
     if not -(2**63) <= value < 2**63:

@@ -40,6 +40,13 @@ def test_ties_round_half_even_like_decimal(units: int, shift: int) -> None:
     assert round_exactly(raw / 10, 1) == _decimal_round(raw / 10, 1)
 
 
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+       st.integers(-3, 3), st.integers(-3, 3))
+def test_exact_value_of_a_float_is_the_decimal_rounding(raw: float, scale: int, resolution: int) -> None:
+    expected = _decimal_round(raw, scale - resolution)
+    assert exact_value(_entry(scale=scale, resolution=resolution), raw) == expected
+
+
 def test_kwh_float_becomes_wh_at_the_declared_resolution() -> None:
     # 12345.67 kWh as an f32 is 12345.669921875; at 10 Wh resolution that is 1234567 x 10 Wh
     assert exact_value(_entry(), 12345.669921875) == 1234567
