@@ -27,7 +27,14 @@ from core.config import Settings
 from core.errors import AmrError
 from core.state import StateStore
 from portal_api import auth, bills, clients, consumption, documents, page, payments, tokens
-from portal_api.errors import InvalidRequest, NotFound, PortalError, RateLimited, Unauthenticated
+from portal_api.errors import (
+    BadTokenRequest,
+    Forbidden,
+    NotFound,
+    PortalError,
+    RateLimited,
+    Unauthenticated,
+)
 from portal_api.ratelimit import RateLimiter
 from portal_api.registry import CustomerMeters
 from portal_api.schemas import (
@@ -54,7 +61,8 @@ BillId = Annotated[str, Path(pattern=BILL_ID_PATTERN)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
-        401: "no valid bearer token", 403: "not allowed to see this", 404: "not found",
+        400: "malformed request body", 401: "no valid bearer token", 403: "not allowed to see this",
+        404: "not found",
         422: "invalid input", 429: "rate limited", 503: "snapshot not loaded yet",
     }.items()
 }
@@ -144,7 +152,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
     # -- tokens -----------------------------------------------------------------
     @app.post(
         "/oauth/token", response_model=TokenResponse, tags=["auth"],
-        responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}},
+        responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 429: {"model": ErrorBody}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": {
                 "type": "object", "required": ["grant_type"],
@@ -156,12 +164,12 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         """OAuth2 client credentials (RFC 6749 4.4): id and secret in the form or as HTTP Basic."""
         body = await request.body()
         if len(body) > 4096:
-            raise InvalidRequest("the token request body is larger than 4 KiB",
+            raise BadTokenRequest("the token request body is larger than 4 KiB",
                                  hint="send only the form fields")
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         grant = form.get("grant_type", [""])[0]
         if grant != "client_credentials":
-            raise InvalidRequest(f"grant_type {grant!r} is not supported",
+            raise BadTokenRequest(f"grant_type {grant!r} is not supported",
                                  hint="use grant_type=client_credentials")
         client_id, secret = form.get("client_id", [""])[0], form.get("client_secret", [""])[0]
         basic = request.headers.get("authorization", "")
@@ -269,7 +277,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         """The customer a customer token names (the page asks this first)."""
         principal = who(credentials)
         if principal.kind != "customer":
-            raise InvalidRequest("an integrator token names no customer", hint="use a customer token")
+            raise Forbidden("an integrator token names no customer", hint="use a customer token")
         return JSONResponse({"customer_code": principal.subject, "expires_at": principal.expires_at})
 
     @app.get("/healthz", response_model=Health, tags=["operations"])

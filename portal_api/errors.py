@@ -64,3 +64,10 @@ class PublishError(PortalError):
 class NotConfigured(PortalError):
     status = 500
     code = "not_configured"
+
+
+class BadTokenRequest(PortalError):
+    """A token request RFC 6749 answers with 400 (unknown grant type, oversized form)."""
+
+    status = 400
+    code = "invalid_request"
