@@ -49,6 +49,18 @@ def test_meters_on_one_line_are_read_one_request_at_a_time(clock: VirtualClock) 
     run(scenario())
 
 
+def test_tcp_meters_share_no_lock_and_gateway_meters_share_one() -> None:
+    async def scenario() -> None:
+        tcp = [MeterUrl.parse(f"modbus+tcp://127.0.0.1:{p}?unit=1&map=eastron-sdm120") for p in (502, 503)]
+        assert all(line_lock(url) is None for url in tcp)
+        gateway = [MeterUrl.parse(f"modbus+rtu+tcp://10.0.0.9:4001?unit={unit}&map=eastron-sdm120")
+                   for unit in (1, 2)]
+        other = MeterUrl.parse("modbus+rtu+tcp://10.0.0.9:4002?unit=1&map=eastron-sdm120")
+        assert line_lock(gateway[0]) is line_lock(gateway[1]) is not line_lock(other)
+
+    run(scenario())
+
+
 def test_crc_errors_on_the_line_are_retryable(clock: VirtualClock) -> None:
     async def scenario() -> None:
         async with ModbusFleetSimulator(meters=1, clock=clock, transport="serial", faults=["crc"]) as fleet:
