@@ -231,8 +231,8 @@ def main() -> None:
                 print(f"baseline:  {b_ok}/{len(meters)} ok, wall {b_wall:.2f} s, "
                       f"{len(meters) / b_wall:.0f} meters/s, CPU {b_cpu * 1000 / len(meters):.2f} ms/meter "
                       f"({args.threads} threads, blocking clients)")
-                print(f"ratio: head-end is {b_wall / wall:.1f}x faster in wall time, "
-                      f"{b_cpu / used:.2f}x the baseline's CPU per meter is the head-end's")
+                print(f"ratio (baseline / head-end): wall time {b_wall / wall:.2f}x, "
+                      f"CPU per meter {b_cpu / used:.2f}x (above 1 means the head-end is better)")
         finally:
             for proc in procs:
                 proc.terminate()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from core.clock import VirtualClock
 from core.config import HeadendSettings
@@ -21,6 +22,7 @@ from protocols.modbus.simulator import ModbusFleetSimulator
 START = dt.datetime(2026, 3, 10, 3, 0, tzinfo=dt.UTC)
 
 
+@pytest.mark.slow
 def test_fifty_modbus_meters_with_no_answer_faults(data_dir: Path, tmp_path: Path) -> None:
     clock = VirtualClock(START)
     # Generous budgets: the test shares two cores with other suites; a slow answer is retried.
