@@ -25,6 +25,12 @@ class MapError(ModbusError, LocalProtocolError):
     error_class = "map"
 
 
+class LineSettingsError(ModbusError, LocalProtocolError):
+    """Serial line settings in a meter URL that no Modbus line uses (parity, data bits, stop bits, baud)."""
+
+    error_class = "line-settings"
+
+
 class ModbusExceptionResponse(ModbusError, RemoteProtocolError):
     """The meter answered with a Modbus exception code."""
 

@@ -22,6 +22,7 @@ from pymodbus.framer import FramerType
 
 from core.meter_url import MeterUrl, redact
 from protocols.modbus.errors import (
+    LineSettingsError,
     MapMismatch,
     ModbusConnectionLost,
     ModbusCrcError,
@@ -38,6 +39,7 @@ _EXCEPTIONS = {
     4: "server device failure", 5: "acknowledge (busy with a long command)", 6: "server device busy",
     8: "memory parity error", 10: "gateway path unavailable", 11: "gateway target device failed to respond",
 }
+_PARITY = {"NONE": "N", "EVEN": "E", "ODD": "O"}
 _MAP_MISMATCH = {1, 2, 3}
 _RETRYABLE = {4, 5, 6, 8, 10, 11}
 
@@ -77,14 +79,33 @@ def _client(
     }
     if url.scheme == "modbus+rtu":
         assert url.device is not None
-        return AsyncModbusSerialClient(
-            url.device, framer=FramerType.RTU, baudrate=url.int_param("baud", 9600),
-            bytesize=url.int_param("bytesize", 8), parity=url.params.get("parity", "N").upper()[:1],
-            stopbits=url.int_param("stopbits", 1), **common,
-        )
+        return AsyncModbusSerialClient(url.device, framer=FramerType.RTU, **_line_settings(url), **common)
     framer = FramerType.RTU if url.scheme == "modbus+rtu+tcp" else FramerType.SOCKET
     assert url.host is not None and url.port is not None
     return AsyncModbusTcpClient(url.host, port=url.port, framer=framer, **common)
+
+
+def _line_settings(url: MeterUrl) -> dict[str, Any]:
+    """Serial settings from the URL, checked here so a typo is a clear error, not pyserial's."""
+    parity = url.params.get("parity", "N").upper()
+    settings: dict[str, Any] = {
+        "baudrate": url.int_param("baud", 9600), "bytesize": url.int_param("bytesize", 8),
+        "parity": _PARITY.get(parity, parity), "stopbits": url.int_param("stopbits", 1),
+    }
+    problems = []
+    if settings["parity"] not in ("N", "E", "O"):
+        problems.append(f"parity {parity!r} is not N, E or O")
+    if settings["bytesize"] not in (7, 8):
+        problems.append(f"bytesize {settings['bytesize']} is not 7 or 8")
+    if settings["stopbits"] not in (1, 2):
+        problems.append(f"stopbits {settings['stopbits']} is not 1 or 2")
+    if not 300 <= settings["baudrate"] <= 921_600:
+        problems.append(f"baud {settings['baudrate']} is outside 300..921600")
+    if problems:
+        raise LineSettingsError(
+            f"{redact(str(url))}: " + "; ".join(problems),
+            hint="Modbus RTU lines usually run 9600 or 19200 baud, 8 data bits, parity N or E")
+    return settings
 
 
 class ModbusSession:

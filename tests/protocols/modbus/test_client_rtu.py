@@ -10,7 +10,13 @@ from core.clock import VirtualClock
 from core.meter_url import MeterUrl
 from core.obis import ACTIVE_IMPORT_TOTAL
 from protocols.modbus.client import read_modbus_meter
-from protocols.modbus.errors import MapMismatch, ModbusCrcError, ModbusTimeout
+from protocols.modbus.errors import (
+    LineSettingsError,
+    MapMismatch,
+    ModbusConnectionLost,
+    ModbusCrcError,
+    ModbusTimeout,
+)
 from protocols.modbus.simulator import ModbusFleetSimulator
 from protocols.modbus.transport import line_lock
 
@@ -59,6 +65,16 @@ def test_tcp_meters_share_no_lock_and_gateway_meters_share_one() -> None:
         assert line_lock(gateway[0]) is line_lock(gateway[1]) is not line_lock(other)
 
     run(scenario())
+
+
+def test_missing_serial_device_and_bad_line_settings_are_clear_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = MeterUrl.parse(f"modbus+rtu://{tmp_path}/ttyUSB9?baud=9600&unit=1&map=eastron-sdm120")
+    with pytest.raises(ModbusConnectionLost) as caught:
+        run(read_modbus_meter(missing, "M1", timeout=1))
+    assert caught.value.retryable and "ttyUSB9" in str(caught.value)
+    odd = MeterUrl.parse("modbus+rtu:///dev/ttyUSB0?baud=9600&parity=X&stopbits=3&unit=1&map=eastron-sdm120")
+    with pytest.raises(LineSettingsError, match="parity 'X' is not N, E or O; stopbits 3 is not 1 or 2"):
+        run(read_modbus_meter(odd, "M1", timeout=1))
 
 
 def test_crc_errors_on_the_line_are_retryable(clock: VirtualClock) -> None:
