@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,7 +36,7 @@ CLOCK_CLASS, REGISTER_CLASS, EXTENDED_REGISTER_CLASS, PROFILE_CLASS, DATA_CLASS 
 EVENT_CODE = "0.0.96.11.0.255"
 SHIFT_TIME_METHOD = 6
 MAX_SHIFT_S = 900
-LIST_CHUNK = 10  # attributes per GET-WITH-LIST, well inside any PDU size
+LIST_CHUNK = 24  # attributes per GET-WITH-LIST at most; fewer if the meter's PDU is small
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,14 @@ class CaptureColumn:
     class_id: int
     obis: str
     attribute: int
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stamp_to_utc(raw: bytes, inverted: bool, zone: str) -> tuple[dt.datetime, int]:
+    """A profile time stamp in UTC with its status; cached, since a round reads the same
+    interval ends from every meter."""
+    stamp = CosemDateTime.from_bytes(raw)
+    return stamp.to_utc(deviation_inverted=inverted, unspecified_zone=zone), stamp.status
 
 
 def register_class(obis: str) -> int:
@@ -157,8 +166,10 @@ class DlmsSession:
         """Several attributes: GET-WITH-LIST when the meter granted it, else one GET each."""
         results: list[axdr.DlmsValue | AccessDenied] = []
         if self.settings.use_get_with_list and self._association.conformance.multiple_references:
-            for index in range(0, len(refs), LIST_CHUNK):
-                chunk = list(refs[index : index + LIST_CHUNK])
+            # Each attribute descriptor takes 10 bytes of the request; keep inside the meter's PDU.
+            size = max(1, min(LIST_CHUNK, (self._association.server_max_pdu - 16) // 10))
+            for index in range(0, len(refs), size):
+                chunk = list(refs[index : index + size])
                 if len(chunk) == 1:
                     results.append(await self._get_or_denied(chunk[0]))
                     continue
@@ -184,14 +195,7 @@ class DlmsSession:
     # --- reads --------------------------------------------------------------------------
 
     def _to_utc(self, raw: bytes) -> tuple[dt.datetime, int]:
-        stamp = CosemDateTime.from_bytes(raw)
-        return (
-            stamp.to_utc(
-                deviation_inverted=self.settings.deviation_inverted,
-                unspecified_zone=self.settings.unspecified_zone,
-            ),
-            stamp.status,
-        )
+        return _stamp_to_utc(raw, self.settings.deviation_inverted, self.settings.unspecified_zone)
 
     async def read_clock(self) -> MeterClock:
         value = await self.get_value(AttributeRef(CLOCK_CLASS, self.settings.clock, 2))
