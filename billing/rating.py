@@ -62,14 +62,44 @@ def _tariff_index(book: TariffBook, tariff_class: str) -> pl.Expr:
     return expr
 
 
-def _residential_lines(frame: pl.LazyFrame, book: TariffBook) -> list[pl.LazyFrame]:
+def _line_text(tier_json: str, quota: pl.Expr, kwh: pl.Expr, price: pl.Expr, amount: pl.Expr) -> pl.Expr:
+    return pl.format(
+        '{{"tier":{},"quota_kwh":{},"kwh":{},"price":{},"amount":{}}}',
+        pl.lit(tier_json),
+        quota.cast(pl.String).fill_null("null"),
+        kwh,
+        price.cast(pl.String).fill_null("null"),
+        amount,
+    )
+
+
+def _segment_result(part: pl.LazyFrame, lines: list[tuple[str, pl.Expr, pl.Expr, pl.Expr]]) -> pl.LazyFrame:
+    """One row per segment: its kWh, amount, lines JSON (without brackets) and unpriced lines.
+
+    Wide, not long: each tier is a few columns of the same row, so no explode or sort is needed.
+    """
+    amounts = [kwh * price for _, _, kwh, price in lines]
+    return part.select(
+        "customer_code",
+        "seg",
+        "period_end",
+        pl.sum_horizontal(*(kwh for _, _, kwh, _ in lines)).alias("kwh"),
+        pl.sum_horizontal(*amounts).alias("amount_before_vat"),
+        pl.sum_horizontal(*(price.is_null().cast(pl.Int32) for *_, price in lines)).alias("unpriced"),
+        pl.concat_str(
+            [_line_text(t, q, k, p, a) for (t, q, k, p), a in zip(lines, amounts, strict=True)], separator=","
+        ).alias("lines"),
+    )
+
+
+def _residential(frame: pl.LazyFrame, book: TariffBook) -> list[pl.LazyFrame]:
     days = (pl.col("seg_end") - pl.col("seg_start")).dt.total_days()
     out: list[pl.LazyFrame] = []
     for index, tariff in enumerate(book.tariffs):
         if not tariff.tiers:
             continue
-        part = frame.filter(pl.col("tariff_index") == index)
         before: pl.Expr = pl.lit(0, pl.Int64)
+        lines: list[tuple[str, pl.Expr, pl.Expr, pl.Expr]] = []
         for number, tier in enumerate(tariff.tiers, start=1):
             if tier.norm_kwh is None:
                 quota: pl.Expr = pl.lit(None, pl.Int64)
@@ -81,23 +111,13 @@ def _residential_lines(frame: pl.LazyFrame, book: TariffBook) -> list[pl.LazyFra
                     .otherwise(_div_half_up(tier.norm_kwh * pl.col("h_milli"), 1000))
                 )
                 take = (pl.col("kwh") - before).clip(lower_bound=0, upper_bound=quota)
-            out.append(
-                part.select(
-                    "customer_code",
-                    "seg",
-                    pl.lit(number, pl.Int32).alias("order"),
-                    pl.lit(str(number)).alias("tier_json"),
-                    quota.alias("quota"),
-                    take.alias("line_kwh"),
-                    pl.lit(tier.price, pl.Int64).alias("price"),
-                )
-            )
-            if tier.norm_kwh is not None:
                 before = before + quota
+            lines.append((str(number), quota, take, pl.lit(tier.price, pl.Int64)))
+        out.append(_segment_result(frame.filter(pl.col("tariff_index") == index), lines))
     return out
 
 
-def _tou_lines(frame: pl.LazyFrame, book: TariffBook) -> list[pl.LazyFrame]:
+def _tou(frame: pl.LazyFrame, book: TariffBook) -> pl.LazyFrame:
     rows = [
         {
             "tariff_index": index,
@@ -123,23 +143,13 @@ def _tou_lines(frame: pl.LazyFrame, book: TariffBook) -> list[pl.LazyFrame]:
         },
     )
     priced = frame.join(prices, on=["tariff_index", "tariff_class", "voltage"], how="left")
-    energy = {
-        "normal": pl.col("kwh") - pl.col("offpeak_kwh") - pl.col("peak_kwh"),
-        "offpeak": pl.col("offpeak_kwh"),
-        "peak": pl.col("peak_kwh"),
-    }
-    return [
-        priced.select(
-            "customer_code",
-            "seg",
-            pl.lit(order, pl.Int32).alias("order"),
-            pl.lit(f'"{band}"').alias("tier_json"),
-            pl.lit(None, pl.Int64).alias("quota"),
-            value.alias("line_kwh"),
-            pl.col(band).alias("price"),
-        )
-        for order, (band, value) in enumerate(energy.items(), start=1)
+    none = pl.lit(None, pl.Int64)
+    lines = [
+        ('"normal"', none, pl.col("kwh") - pl.col("offpeak_kwh") - pl.col("peak_kwh"), pl.col("normal")),
+        ('"offpeak"', none, pl.col("offpeak_kwh"), pl.col("offpeak")),
+        ('"peak"', none, pl.col("peak_kwh"), pl.col("peak")),
     ]
+    return _segment_result(priced, lines)
 
 
 def _vat_basis_points(book: TariffBook) -> pl.Expr:
@@ -153,8 +163,12 @@ def _vat_basis_points(book: TariffBook) -> pl.Expr:
     return expr
 
 
-def rate(segments: pl.LazyFrame, book: TariffBook) -> pl.LazyFrame:
-    """Bills (one row per customer) from determinant segments; see SEGMENT_COLUMNS."""
+def rate(segments: pl.LazyFrame, book: TariffBook, *, split: bool = True) -> pl.LazyFrame:
+    """Bills (one row per customer) from determinant segments; see SEGMENT_COLUMNS.
+
+    `split=False` promises one segment per customer (no price change inside any period),
+    which skips the per-customer aggregation.
+    """
     frame = segments.with_columns(
         pl.col("voltage").fill_null(DEFAULT_VOLTAGE),
         pl.when(pl.col("tariff_class") == RESIDENTIAL)
@@ -166,31 +180,24 @@ def rate(segments: pl.LazyFrame, book: TariffBook) -> pl.LazyFrame:
     )
     residential = frame.filter(pl.col("tariff_class") == RESIDENTIAL)
     tou = frame.filter(pl.col("tariff_class") != RESIDENTIAL)
-    lines = pl.concat([*_residential_lines(residential, book), *_tou_lines(tou, book)], how="vertical")
-    lines = lines.with_columns((pl.col("line_kwh") * pl.col("price")).alias("amount"))
-    text = pl.format(
-        '{{"tier":{},"quota_kwh":{},"kwh":{},"price":{},"amount":{}}}',
-        pl.col("tier_json"),
-        pl.col("quota").cast(pl.String).fill_null("null"),
-        pl.col("line_kwh"),
-        pl.col("price").cast(pl.String).fill_null("null"),
-        pl.col("amount"),
-    )
-    per_customer = (
-        lines.sort("customer_code", "seg", "order")
-        .group_by("customer_code", maintain_order=True)
-        .agg(
-            pl.col("line_kwh").sum().alias("kwh"),
-            pl.col("amount").sum().alias("amount_before_vat"),
-            pl.col("price").null_count().alias("unpriced"),
-            pl.concat_str(pl.lit("["), text.str.join(","), pl.lit("]")).alias("lines"),
+    parts = pl.concat([*_residential(residential, book), _tou(tou, book)], how="vertical")
+    if split:
+        parts = (
+            parts.sort("customer_code", "seg")
+            .group_by("customer_code")
+            .agg(
+                pl.col("kwh").sum(),
+                pl.col("amount_before_vat").sum(),
+                pl.col("unpriced").sum(),
+                pl.col("lines").str.join(","),
+                pl.col("period_end").max(),
+            )
         )
-    )
-    ends = frame.group_by("customer_code").agg(pl.col("period_end").max())
     bp = _vat_basis_points(book)
     return (
-        per_customer.join(ends, on="customer_code", how="left")
-        .with_columns(bp.alias("vat_bp"))
+        parts.with_columns(
+            bp.alias("vat_bp"), pl.concat_str(pl.lit("["), pl.col("lines"), pl.lit("]")).alias("lines")
+        )
         .with_columns(
             _div_half_up(pl.col("amount_before_vat") * pl.col("vat_bp"), 10000).alias("vat_amount"),
             pl.col("vat_bp").replace_strict(_vat_texts(book), return_dtype=pl.String).alias("vat_rate"),

@@ -124,9 +124,9 @@ def rate_period(
         )
         .drop("bill_id", "adjusted_kwh")
     )
-    segs = build_segments(book, lazy_customers, energy, registers, reads, groups)
+    segs, split = build_segments(book, lazy_customers, energy, registers, reads, groups)
     bills = (
-        rate(segs, book)
+        rate(segs, book, split=split)
         .join(
             lazy_customers.select("customer_code", "tariff_class", "start", "end", "route"),
             on="customer_code",

@@ -34,10 +34,13 @@ def build_segments(
     registers: pl.LazyFrame,
     reads: pl.LazyFrame,
     groups: list[tuple[dt.date, dt.date]],
-) -> pl.LazyFrame:
-    """customers: customer_code, start, end, tariff_class, voltage, h_milli; energy: customer_energy()."""
+) -> tuple[pl.LazyFrame, bool]:
+    """customers: customer_code, start, end, tariff_class, voltage, h_milli; energy: customer_energy().
+
+    Returns the segments and whether any period was split (some customer has two segments)."""
     base = customers.join(energy, on="customer_code", how="inner")
     parts: list[pl.LazyFrame] = []
+    split = False
     for start, end in groups:
         group = base.filter((pl.col("start") == start) & (pl.col("end") == end))
         regular = is_regular(start, end)
@@ -62,6 +65,7 @@ def build_segments(
                 )
                 continue
             cut = cuts[0]
+            split = True
             days, before = (end - start).days, (cut - start).days
             first = (
                 registers.filter(
@@ -75,7 +79,7 @@ def build_segments(
             at_cut = reads.filter((pl.col("quantity") == TOTAL) & (pl.col("date") == cut)).select(
                 "meter_id", "value", "scale", "unit"
             )
-            split = (
+            cut_frame = (
                 rows.join(first.filter(pl.col("n") == 1), on="customer_code", how="left")
                 .join(
                     registers.filter(pl.col("quantity") == TOTAL)
@@ -89,7 +93,7 @@ def build_segments(
             )
             for seg, (a, b) in enumerate(((start, cut), (cut, end))):
                 parts.append(
-                    split.with_columns(
+                    cut_frame.with_columns(
                         pl.lit(seg, pl.Int32).alias("seg"),
                         pl.lit(a).alias("seg_start"),
                         pl.lit(b).alias("seg_end"),
@@ -103,7 +107,9 @@ def build_segments(
                     )
                 )
     columns = list(SEGMENT_COLUMNS)
-    return pl.concat([p.select(columns) for p in parts], how="vertical").cast(pl.Schema(SEGMENT_COLUMNS))
+    return pl.concat([p.select(columns) for p in parts], how="vertical").cast(
+        pl.Schema(SEGMENT_COLUMNS)
+    ), split
 
 
 def _cut_kwh(before: int, days: int) -> pl.Expr:

@@ -1,0 +1,228 @@
+"""Bill run benchmark: rate a city of synthetic customers, and sign its e-invoices.
+
+Prints: seconds and peak memory to rate every customer with the vectorised engine
+(billing.rating.rate, the hot path of `amr bill run`); a baseline in the same run: a plain
+per-customer Python loop over the same tariff (billing.tiers, the reference arithmetic) on
+a sample, extrapolated to the city; and e-invoice documents per second (build, XSD-validate,
+XML-DSig sign) on one process and on every core, extrapolated to the city.
+
+    .venv/bin/python benchmarks/bill_run.py            # 2.8 million customers
+    .venv/bin/python benchmarks/bill_run.py --quick    # 200,000, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import polars as pl  # noqa: E402
+
+from billing.einvoice import Seller, build_invoice, sign, to_bytes, validate  # noqa: E402
+from billing.rating import SEGMENT_COLUMNS, check_priced, rate  # noqa: E402
+from billing.tariffs import default_book  # noqa: E402
+from billing.tiers import quotas, rate_tiers  # noqa: E402
+
+START, END = dt.date(2026, 10, 31), dt.date(2026, 11, 30)
+CITY = 2_800_000
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic(n: int) -> pl.DataFrame:
+    """Deterministic customers: 90% residential (50-600 kWh, skewed low), 10% business with TOU."""
+    i = pl.int_range(n, dtype=pl.Int64)
+    a, b = (i * 2654435761 + 12345) % 1000, (i * 40503 + 777) % 1000
+    business = (i % 10) == 9
+    kwh = pl.when(business).then(300 + a * 5).otherwise(50 + (a * b) // 1800)
+    return pl.select(
+        pl.format("PD{}", (i + 10_000_000_000).cast(pl.String).str.slice(0, 11)).alias("customer_code"),
+        pl.lit(0, pl.Int32).alias("seg"),
+        pl.lit(START).alias("seg_start"),
+        pl.lit(END).alias("seg_end"),
+        pl.lit(END).alias("period_end"),
+        pl.when(business).then(pl.lit("business")).otherwise(pl.lit("residential")).alias("tariff_class"),
+        pl.when(business).then(pl.lit("lt6kv")).otherwise(None).alias("voltage"),
+        pl.when(i % 7 == 0)
+        .then(2000)
+        .when(i % 13 == 0)
+        .then(1500)
+        .otherwise(1000)
+        .cast(pl.Int64)
+        .alias("h_milli"),
+        pl.lit(False).alias("prorate"),
+        pl.lit(31, pl.Int64).alias("month_days"),
+        kwh.cast(pl.Int64).alias("kwh"),
+        pl.when(business).then(kwh * 20 // 100).otherwise(0).cast(pl.Int64).alias("offpeak_kwh"),
+        pl.when(business).then(kwh * 15 // 100).otherwise(0).cast(pl.Int64).alias("peak_kwh"),
+    ).cast(pl.Schema(SEGMENT_COLUMNS))
+
+
+def baseline(sample: pl.DataFrame) -> tuple[float, int]:
+    """A plain per-customer Python loop with the same tariff and rules; returns (seconds, total VND)."""
+    book = default_book()
+    started = time.perf_counter()
+    total = 0
+    tariff = book.tariff_on(END)
+    vat = book.vat_rate_on(END)
+    for row in sample.iter_rows(named=True):
+        if row["tariff_class"] == "residential":
+            q = quotas(tariff.tiers, households=Decimal(row["h_milli"]) / 1000)
+            amount = sum(line.amount for line in rate_tiers(Decimal(row["kwh"]), tariff.tiers, q))
+        else:
+            p = tariff.tou_prices(row["tariff_class"], row["voltage"])
+            normal = row["kwh"] - row["offpeak_kwh"] - row["peak_kwh"]
+            amount = normal * p.normal + row["offpeak_kwh"] * p.offpeak + row["peak_kwh"] * p.peak
+        total += amount + int((Decimal(amount) * vat).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    return time.perf_counter() - started, total
+
+
+def _key_pair() -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "benchmark seller")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        cert.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+def _invoices(args: tuple[list[dict[str, object]], bytes, bytes, bool]) -> int:
+    bills, key, cert, signed = args
+    seller = Seller(key_pem=key, cert_pem=cert)
+    size = 0
+    for n, bill in enumerate(bills, start=1):
+        invoice = {
+            "template": "1",
+            "series": "K26EAA",
+            "number": n,
+            "invoice_date": dt.date(2026, 12, 1),
+            "kind": "original",
+            "refers_to": None,
+        }
+        root = build_invoice(bill, invoice, seller, {"name": "Khách hàng", "address": "Hà Nội"})
+        validate(root)
+        if signed:
+            root = sign(root, seller)
+        size += len(to_bytes(root))
+    return size
+
+
+def invoice_rate(bills: list[dict[str, object]], signed: bool, workers: int) -> float:
+    key, cert = _key_pair()
+    started = time.perf_counter()
+    if workers == 1:
+        _invoices((bills, key, cert, signed))
+    else:
+        chunks = [bills[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_invoices, [(c, key, cert, signed) for c in chunks]))
+    return len(bills) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200,000 customers; a smoke test")
+    args = parser.parse_args()
+    n = 200_000 if args.quick else CITY
+    sample_n = 5_000 if args.quick else 50_000
+    docs_n = 60 if args.quick else 1_000
+    workers = os.cpu_count() or 1
+
+    city = synthetic(n)
+    book = default_book()
+    rss_before = rss_mib()
+    started = time.perf_counter()
+    bills = check_priced(rate(city.lazy(), book, split=False).collect())
+    seconds = time.perf_counter() - started
+    peak = peak_mib()
+    assert bills.height == n
+
+    sample = city.head(sample_n)
+    base_seconds, base_total = baseline(sample)
+    engine_total = int(
+        bills.filter(pl.col("customer_code").is_in(sample["customer_code"].implode()))["total_amount"].sum()
+    )
+    assert base_total == engine_total, (base_total, engine_total)  # same money both ways
+    extrapolated = base_seconds * n / sample_n
+
+    rows = bills.head(docs_n).with_columns(pl.lit("2026-11").alias("period")).to_dicts()
+    unsigned = invoice_rate(rows, signed=False, workers=1)
+    signed_one = invoice_rate(rows, signed=True, workers=1)
+    signed_all = invoice_rate(rows, signed=True, workers=workers) if workers > 1 else signed_one
+
+    print(
+        f"customers rated: {n:,} ({bills['tariff_class'].value_counts().sort('tariff_class').rows()})"
+        if "tariff_class" in bills.columns
+        else f"customers rated: {n:,}"
+    )
+    print(
+        f"vectorised rating: {seconds:.2f} s ({n / seconds:,.0f} customers/s); "
+        f"RSS before {rss_before:,.0f} MiB, peak {peak:,.0f} MiB"
+    )
+    print(
+        f"baseline per-customer Python loop: {sample_n:,} in {base_seconds:.2f} s -> "
+        f"{extrapolated:.1f} s extrapolated to {n:,}"
+    )
+    print(
+        f"ratio baseline/vectorised: {extrapolated / seconds:.1f}x (same total VND on the sample: {engine_total:,})"
+    )
+    if n != CITY:
+        print(f"city estimate ({CITY:,}): {seconds * CITY / n:.1f} s vectorised (linear extrapolation)")
+    print(
+        f"e-invoices ({docs_n} docs): build+validate {unsigned:,.0f}/s; +sign {signed_one:,.0f}/s on 1 process, "
+        f"{signed_all:,.0f}/s on {workers} processes"
+    )
+    print(
+        f"e-invoices for {CITY:,}: {CITY / signed_all / 60:.1f} min signed on {workers} processes "
+        f"(ratio signed/unsigned cost: {unsigned / signed_one:.1f}x)"
+    )
+    print(
+        json.dumps(
+            {
+                "customers": n,
+                "rating_s": round(seconds, 2),
+                "peak_rss_mib": round(peak),
+                "baseline_extrapolated_s": round(extrapolated, 1),
+                "ratio": round(extrapolated / seconds, 1),
+                "einvoices_per_s": round(signed_all, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
