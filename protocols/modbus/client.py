@@ -12,7 +12,7 @@ from typing import Literal
 from core.clock import Clock, SystemClock
 from core.meter_url import MeterUrl, redact
 from core.reading import Reading
-from protocols.modbus.errors import MapError, ModbusBadValue
+from protocols.modbus.errors import LineSettingsError, MapError, ModbusBadValue
 from protocols.modbus.maps import RegisterMap, load_map
 from protocols.modbus.plan import ReadBlock, plan_reads, plan_single
 from protocols.modbus.transport import SCHEMES, open_session
@@ -58,6 +58,22 @@ def plan_for(
     return blocks
 
 
+def url_timeout(url: MeterUrl, default: float) -> float:
+    """A meter's own `timeout=` (seconds, for a slow gateway or line) wins over the caller's default."""
+    text = url.params.get("timeout")
+    if text is None:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0.0 < seconds <= 120.0:
+        raise LineSettingsError(
+            f"{redact(str(url))}: timeout {text!r} is not a number of seconds in (0, 120]",
+            hint="write timeout=2.5 for two and a half seconds")
+    return seconds
+
+
 async def read_modbus_meter(
     url: MeterUrl,
     meter_id: str,
@@ -78,6 +94,7 @@ async def read_modbus_meter(
     register_map = map_for(url)
     blocks = plan_for(register_map, quantities, packing)
     clock = clock or SystemClock()
+    timeout = url_timeout(url, timeout)
     good: list[DecodedValue] = []
     bad: list[BadEntry] = []
     async with open_session(url, timeout=timeout) as session:

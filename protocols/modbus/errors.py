@@ -31,6 +31,12 @@ class LineSettingsError(ModbusError, LocalProtocolError):
     error_class = "line-settings"
 
 
+class SimulatorError(ModbusError, LocalProtocolError):
+    """A simulated fleet asked for something it cannot be (no meters, too many on one line)."""
+
+    error_class = "simulator"
+
+
 class ModbusExceptionResponse(ModbusError, RemoteProtocolError):
     """The meter answered with a Modbus exception code."""
 

@@ -33,6 +33,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from core.clock import Clock, SystemClock
 from core.fleet import FLEET_COLUMNS
+from protocols.modbus.errors import SimulatorError
 from protocols.modbus.faults import Fault, FaultKind, FaultSpecError, parse_faults
 from protocols.modbus.maps import Function, RegisterMap, load_map
 from protocols.modbus.nullmodem import PtyNullModem
@@ -80,9 +81,9 @@ class ModbusFleetSimulator:
         epoch: dt.date = dt.date(2026, 1, 1),
     ) -> None:
         if meters < 1:
-            raise FaultSpecError(f"a simulated fleet needs at least 1 meter, got {meters}")
+            raise SimulatorError(f"a simulated fleet needs at least 1 meter, got {meters}")
         if transport != "tcp" and meters > MAX_UNITS_PER_LINE:
-            raise FaultSpecError(f"an RTU line carries at most {MAX_UNITS_PER_LINE} meters, got {meters}",
+            raise SimulatorError(f"an RTU line carries at most {MAX_UNITS_PER_LINE} meters, got {meters}",
                                  hint="use transport tcp, or several simulators")
         self.register_map: RegisterMap = load_map(map_name)
         self.seed = seed

@@ -17,6 +17,7 @@ from core.obis import ACTIVE_IMPORT_TOTAL
 from protocols.errors import BadValue, RemoteProtocolError
 from protocols.modbus.client import PartialRead, read_modbus_meter
 from protocols.modbus.errors import (
+    LineSettingsError,
     MapError,
     MapMismatch,
     ModbusConnectionLost,
@@ -101,6 +102,18 @@ def test_no_answer_is_a_retryable_timeout(clock: VirtualClock) -> None:
             with pytest.raises(ModbusTimeout) as caught:
                 await read_modbus_meter(MeterUrl.parse(fleet.meters[0].url), "M1", clock=clock, timeout=0.3)
             assert isinstance(caught.value, RemoteProtocolError) and caught.value.retryable
+
+    run(scenario())
+
+
+def test_a_meters_own_timeout_wins_and_a_bad_one_is_refused(clock: VirtualClock) -> None:
+    async def scenario() -> None:
+        async with ModbusFleetSimulator(meters=1, clock=clock, faults=["no-answer"]) as fleet:
+            url = _url(fleet.meters[0].url, timeout="0.2")
+            with pytest.raises(ModbusTimeout, match=r"within 0\.2 s"):
+                await read_modbus_meter(url, "M1", clock=clock, timeout=30)
+            with pytest.raises(LineSettingsError, match="timeout 'soon'"):
+                await read_modbus_meter(_url(fleet.meters[0].url, timeout="soon"), "M1", clock=clock)
 
     run(scenario())
 
