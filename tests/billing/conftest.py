@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from billing.customers import import_customers
@@ -104,8 +104,12 @@ def world(tmp_path: Path) -> World:
     return World(tmp_path)
 
 
-def _certificate(common_name: str = "EVN Ha Noi TEST") -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _certificate(common_name: str = "EVN Ha Noi TEST", elliptic: bool = False) -> tuple[bytes, bytes]:
+    key: Any = (
+        ec.generate_private_key(ec.SECP256R1())
+        if elliptic
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (

@@ -84,6 +84,14 @@ def test_signature_verifies_with_the_certificate_and_fails_when_tampered(make_ce
         verify(xml, other_cert)
 
 
+def test_ecdsa_seller_key_signs_too(make_certificate: Any) -> None:
+    key_pem, cert_pem = make_certificate(elliptic=True)
+    seller = Seller(key_pem=key_pem, cert_pem=cert_pem)
+    signed = to_bytes(sign(build_invoice(BILL, INVOICE, seller, BUYER), seller))
+    assert b"ecdsa-sha256" in signed
+    assert verify(signed, cert_pem).findtext("TTChung/KHHDon") == "K26EAA"
+
+
 def test_replacement_and_adjustment_reference_the_original() -> None:
     previous = {
         **BILL,
