@@ -43,6 +43,7 @@ class IngestReport:
     partitions: int = 0
     days_aggregated: int = 0
     per_batch: list[BatchCount] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time by stage
 
     @property
     def balanced(self) -> bool:
@@ -55,6 +56,7 @@ class IngestReport:
             "quarantined_by_reason": self.quarantined_by_reason, "estimates": self.estimates,
             "estimates_by_method": self.estimates_by_method, "partitions": self.partitions,
             "days_aggregated": self.days_aggregated, "balanced": self.balanced,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 

@@ -21,7 +21,7 @@ from core.tables import DAILY_SCHEMA, REGISTER_READS_SCHEMA
 from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID, Reason
 from ingest.config import VeeConfig
-from ingest.estimate import minute_of_day
+from ingest.localtime import minute_of_day
 from ingest.schema import FINDINGS_SCHEMA, MONTHLY_SCHEMA
 
 REGISTER_PATTERN = r"^1\.0\.1\.8\.[0-4]\.255$"  # active import, total and per rate

@@ -18,9 +18,10 @@ import datetime as dt
 import polars as pl
 
 from core.obis import ACTIVE_IMPORT_INTERVAL
-from core.timezones import LOCAL_TZ_NAME, local_midnight_utc
+from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID
 from ingest.config import VeeConfig
+from ingest.localtime import minute_of_day
 from ingest.quantities import INTERVAL
 from ingest.validate import in_outage
 
@@ -47,11 +48,6 @@ def like_days(day: dt.date, available: set[dt.date], cfg: VeeConfig) -> list[dt.
     return out
 
 
-def minute_of_day(ts: pl.Expr) -> pl.Expr:
-    local = ts.dt.convert_time_zone(LOCAL_TZ_NAME)
-    return (local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)).alias("minute")
-
-
 def like_profile(history: pl.LazyFrame) -> pl.LazyFrame:
     """Average per (meter_key, quantity, minute of day) of like days' intervals, integer mWh."""
     return (
@@ -72,10 +68,18 @@ def slot_grid(day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
 
 def missing_slots(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     """Slots of every interval series seen that day that have no valid value."""
-    intervals = readings.filter(pl.col("kind") == INTERVAL)
-    series = intervals.select("meter_key", "meter_id", "quantity").unique()
-    valid = intervals.filter(pl.col("state") == VALID).select(*PAIR, "ts")
-    return series.join(slot_grid(day, cfg, now), how="cross").join(valid, on=[*PAIR, "ts"], how="anti")
+    grid = slot_grid(day, cfg, now)
+    intervals = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0))
+    valid = intervals.filter(pl.col("state") == VALID).select(*PAIR, "ts").join(grid, on="ts", how="semi")
+    # only series short of a full grid are expanded (most series are complete)
+    short = (
+        intervals.select("meter_key", "meter_id", "quantity")
+        .unique()
+        .join(valid.group_by(PAIR).agg(_n=pl.len()), on=PAIR, how="left")
+        .filter(pl.col("_n").fill_null(0) < grid.select(pl.len()).collect().item())
+        .drop("_n")
+    )
+    return short.join(grid, how="cross").join(valid, on=[*PAIR, "ts"], how="anti")
 
 
 def estimate(
@@ -93,11 +97,12 @@ def estimate(
     `registers` has (meter_key, advance_mwh): the import register's advance over the day.
     """
     step = cfg.interval
+    gaps = missing_slots(readings, day, cfg, now).sort([*PAIR, "ts"]).cache()
     valid = (
         readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID))
         .select(*PAIR, "ts", "mwh")
+        .join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
     )
-    gaps = missing_slots(readings, day, cfg, now).sort([*PAIR, "ts"])
     run = ((pl.col("ts") - pl.col("ts").shift(1)) != step).fill_null(True).cum_sum().over(PAIR)
     gaps = gaps.with_columns(_run=run).with_columns(
         gap_len=pl.len().over([*PAIR, "_run"]).cast(pl.Int64),
@@ -120,13 +125,19 @@ def estimate(
     interpolated = pl.coalesce(both, pl.col("prev_mwh"), pl.col("next_mwh"))
     short = pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
     gaps = gaps.with_columns(
-        mwh=pl.when(pl.col("in_outage")).then(pl.lit(0, pl.Int64))
-        .when(short & interpolated.is_not_null()).then(interpolated)
-        .when(pl.col("like_mwh").is_not_null()).then(pl.col("like_mwh"))
+        mwh=pl.when(pl.col("in_outage"))
+        .then(pl.lit(0, pl.Int64))
+        .when(short & interpolated.is_not_null())
+        .then(interpolated)
+        .when(pl.col("like_mwh").is_not_null())
+        .then(pl.col("like_mwh"))
         .otherwise(interpolated),
-        method=pl.when(pl.col("in_outage")).then(pl.lit(OUTAGE))
-        .when(short & interpolated.is_not_null()).then(pl.lit(INTERPOLATION))
-        .when(pl.col("like_mwh").is_not_null()).then(pl.lit(LIKE_DAY))
+        method=pl.when(pl.col("in_outage"))
+        .then(pl.lit(OUTAGE))
+        .when(short & interpolated.is_not_null())
+        .then(pl.lit(INTERPOLATION))
+        .when(pl.col("like_mwh").is_not_null())
+        .then(pl.lit(LIKE_DAY))
         .otherwise(pl.lit(INTERPOLATION)),
     ).filter(pl.col("mwh").is_not_null())
     return scale_to_registers(gaps, valid, registers)
@@ -136,7 +147,8 @@ def scale_to_registers(gaps: pl.LazyFrame, valid: pl.LazyFrame, registers: pl.La
     """Scale the import interval estimates of a day to its register advance when known."""
     measured = (
         valid.filter(pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
-        .group_by("meter_key").agg(measured_mwh=pl.col("mwh").sum())
+        .group_by("meter_key")
+        .agg(measured_mwh=pl.col("mwh").sum())
     )
     scalable = (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & (pl.col("method") != OUTAGE)
     residual = pl.col("advance_mwh") - pl.col("measured_mwh").fill_null(0)

@@ -20,6 +20,7 @@ from core.fleet import FleetRow
 from core.state import StateStore
 from ingest.config import VeeConfig
 from ingest.errors import ImportRefused
+from ingest.localtime import OFFSET
 
 REGISTRY_SCHEMA: dict[str, pl.DataType] = {
     "meter_id": pl.String(),
@@ -54,7 +55,9 @@ def with_limits(registry: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
 
     def attribute(name: str, default: int) -> pl.Expr:
         return (
-            pl.col("attributes").str.json_path_match(f"$.{name}").cast(pl.Int64, strict=False)
+            pl.col("attributes")
+            .str.json_path_match(f"$.{name}")
+            .cast(pl.Int64, strict=False)
             .fill_null(default)
         )
 
@@ -62,9 +65,13 @@ def with_limits(registry: pl.DataFrame, cfg: VeeConfig) -> pl.DataFrame:
     voltage = attribute("voltage_v", cfg.default_voltage_v)
     phases = attribute("phases", cfg.default_phases)
     capacity = attribute("register_capacity_wh", cfg.default_register_capacity_wh)
+    midnight = pl.col("installed_on").cast(pl.Datetime("us", "UTC")) - OFFSET
     return registry.with_columns(
         rated_mwh=current * voltage * phases * cfg.interval_minutes * 1000 // 60,
         capacity_mwh=capacity * 1000,
+        in_service_from=midnight,
+        in_service_until=(pl.col("removed_on") + dt.timedelta(days=1)).cast(pl.Datetime("us", "UTC"))
+        - OFFSET,
     )
 
 
@@ -112,11 +119,19 @@ def register_fleet(state: StateStore, path: Path, *, buckets: int) -> int:
                     ":installed, :removed, :attributes)"
                 ),
                 {
-                    "meter_id": row.meter_id, "key": next_key, "customer": row.customer_code,
-                    "url": row.url, "protocol": row.meter_url.protocol, "model": row.model,
-                    "route": row.route, "bucket": bucket_of(row.meter_id, buckets),
-                    "ct": row.ct_ratio, "vt": row.vt_ratio, "installed": row.installed_on,
-                    "removed": row.removed_on, "attributes": json.dumps(attributes),
+                    "meter_id": row.meter_id,
+                    "key": next_key,
+                    "customer": row.customer_code,
+                    "url": row.url,
+                    "protocol": row.meter_url.protocol,
+                    "model": row.model,
+                    "route": row.route,
+                    "bucket": bucket_of(row.meter_id, buckets),
+                    "ct": row.ct_ratio,
+                    "vt": row.vt_ratio,
+                    "installed": row.installed_on,
+                    "removed": row.removed_on,
+                    "attributes": json.dumps(attributes),
                 },
             )
             added += 1

@@ -17,11 +17,13 @@ import contextlib
 import datetime as dt
 import fcntl
 import shutil
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 import sqlalchemy as sa
@@ -38,6 +40,7 @@ from ingest.codes import ESTIMATED
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.estimate import like_days, like_profile
+from ingest.localtime import local_day
 from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
 from ingest.staging import PartitionKey, Staged, clear_staging, route, stage, staging_root
@@ -45,6 +48,10 @@ from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
 DAY = dt.timedelta(days=1)
+# A partition's plan has windows, sorts and as-of joins over data that fits in memory by
+# construction (one day of one bucket); the in-memory engine runs it several times faster
+# than Polars 2's default streaming engine.
+ENGINE: Final = "in-memory"
 
 
 @dataclass(frozen=True)
@@ -210,11 +217,13 @@ def ingest_batches(
     staged = Staged(folder=staging_root(data_dir) / report.run_id)
     registry = with_limits(load_registry(state), cfg)
     counts: dict[int, BatchCount] = {}
+    clock = time.perf_counter()
     for index, item in enumerate(batches):
         routed = route(item.batch.read(), registry, batch=index, buckets=settings.buckets, cfg=cfg)
         stage(staged, routed, batch=index)
         counts[index] = BatchCount(item.path, item.sha256, rows_in=routed.height)
     touched = sorted(set(staged.files) | (recompute or set()))
+    report.seconds["staging"] = time.perf_counter() - clock
     run = _Run(
         data_dir=data_dir,
         cfg=cfg,
@@ -240,7 +249,10 @@ def ingest_batches(
     run.table(READINGS).commit(
         replace={partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
     )
+    vee_done = time.perf_counter()
+    report.seconds["vee"] = vee_done - clock - report.seconds["staging"]
     report.days_aggregated = _aggregate(run, touched)
+    report.seconds["aggregate"] = time.perf_counter() - vee_done
     with state.transaction() as conn:
         record(conn, report)
     shutil.rmtree(staged.folder, ignore_errors=True)
@@ -268,12 +280,10 @@ def _vee_partition(
         meters=run.meters(bucket),
         history=run.daily_history(day, bucket),
         like=like,
-        decisions=run.decisions.lazy().filter(
-            pl.col("ts").dt.convert_time_zone("Asia/Ho_Chi_Minh").dt.date().is_between(day, day + DAY)
-        ),
+        decisions=run.decisions.lazy().filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
     )
     vee = plan(inputs, run.cfg, run.now)
-    readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced])
+    readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
     name = table.write_file(partition(date=day, bucket=bucket), readings)
     run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
@@ -343,7 +353,9 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
             complete=complete,
             cfg=run.cfg,
         )
-        day_rows, found_rows, regs = pl.collect_all([rows, found, aggregate.register_reads(ends)])
+        day_rows, found_rows, regs = pl.collect_all(
+            [rows, found, aggregate.register_reads(ends)], engine=ENGINE
+        )
         run.pending_daily[(day, bucket)] = day_rows
         month = day.strftime("%Y-%m")
         new_daily.setdefault((month, bucket), []).append(day_rows)

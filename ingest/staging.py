@@ -21,9 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from core.buckets import bucket_expr
-from core.timezones import LOCAL_TZ_NAME
 from ingest.config import VeeConfig
-from ingest.quantities import INTERVAL, REGISTER, kind_expr
+from ingest.localtime import local_day
+from ingest.quantities import INTERVAL, REGISTER, with_kind
 
 PartitionKey = tuple[dt.date, int]
 
@@ -52,22 +52,23 @@ def route(
     """Add meter_key (-1 when unknown), bucket, day, batch and seq to a conformed frame."""
     keys = registry.select("meter_id", "meter_key", "bucket").lazy()
     window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
-    kind = kind_expr()
+    kind = pl.col("kind")
     offset = (
         pl.when(kind == REGISTER).then(pl.lit(window))
         .when(kind == INTERVAL).then(pl.lit(dt.timedelta(microseconds=1)))
         .otherwise(pl.lit(dt.timedelta(0)))
     )
     routed = (
-        frame.lazy()
+        with_kind(frame.lazy())
         .with_row_index("seq")
         .join(keys, on="meter_id", how="left")
         .with_columns(
             meter_key=pl.col("meter_key").fill_null(-1),
             batch=pl.lit(batch, pl.Int32),
-            day=(pl.col("ts") - offset).dt.convert_time_zone(LOCAL_TZ_NAME).dt.date(),
+            day=local_day(pl.col("ts") - offset),
             seq=pl.col("seq").cast(pl.Int64),
         )
+        .drop("kind")
         .collect()
     )
     unknown = routed.filter(pl.col("bucket").is_null())

@@ -20,7 +20,6 @@ from core.reading import (
     STATUS_DATA_NOT_VALID,
     STATUS_POWER_DOWN,
 )
-from core.timezones import LOCAL_TZ_NAME
 from ingest.codes import EVENT_POWER_DOWN, EVENT_POWER_UP, Reason
 from ingest.config import VeeConfig
 from ingest.quantities import EVENT, INTERVAL, REGISTER
@@ -42,10 +41,6 @@ def flag(cond: pl.Expr, code: Reason) -> pl.Expr:
     )
 
 
-def local_day(ts: pl.Expr) -> pl.Expr:
-    return ts.dt.convert_time_zone(LOCAL_TZ_NAME).dt.date()
-
-
 # -- schema, registry and time -------------------------------------------------------
 def unknown_meter(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     """unknown_meter: the registry has no such meter (its key is -1)."""
@@ -58,15 +53,15 @@ def unit_fits(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFram
 
 
 def before_install(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
-    """before_install: the reading's local day is before the meter was installed."""
-    return lf.with_columns(
-        quarantine(local_day(pl.col("ts")) < pl.col("installed_on"), Reason.BEFORE_INSTALL)
-    )
+    """before_install: the reading's local day is before the meter was installed
+    (`in_service_from`: local midnight starting `installed_on`, from the registry)."""
+    return lf.with_columns(quarantine(pl.col("ts") < pl.col("in_service_from"), Reason.BEFORE_INSTALL))
 
 
 def retired(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
-    """retired_meter: the reading's local day is after the meter was removed."""
-    return lf.with_columns(quarantine(local_day(pl.col("ts")) > pl.col("removed_on"), Reason.RETIRED_METER))
+    """retired_meter: the reading's local day is after the meter was removed
+    (`in_service_until`: local midnight ending `removed_on`)."""
+    return lf.with_columns(quarantine(pl.col("ts") >= pl.col("in_service_until"), Reason.RETIRED_METER))
 
 
 def future(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
@@ -98,7 +93,8 @@ def status_bits(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFr
 def conflicts(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     """conflict: different values for one meter, quantity and time (identical repeats were
     already dropped): every one of them is quarantined, none is guessed right."""
-    clean_here = CLEAN.cast(pl.Int32).sum().over(["meter_id", "quantity", "ts"])
+    # meter_key, not meter_id: integer keys group fast; unknown meters (-1) are quarantined already
+    clean_here = CLEAN.cast(pl.Int32).sum().over(["meter_key", "quantity", "ts"])
     return lf.with_columns(quarantine(clean_here > 1, Reason.CONFLICT))
 
 
@@ -118,19 +114,16 @@ def register_decrease(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.
     """A register below the previous clean value of the same register: a rollover when the
     previous was near the capacity and this one near zero (flagged, unwrapped in the
     aggregates); otherwise negative consumption (quarantined). The previous day's last
-    value is in the frame as a `context` row."""
-    candidate = (pl.col("kind") == REGISTER) & CLEAN
-    ordered = lf.sort(["meter_key", "quantity", "ts"])
-    prev = (
-        pl.when(candidate).then(pl.col("mwh")).otherwise(None)
-        .forward_fill().shift(1).over(PAIR)
-    )
+    value is in the frame as a `context` row. Sorts its input: give it the registers."""
+    candidate = CLEAN & (pl.col("kind") == REGISTER)
+    prev = pl.when(candidate).then(pl.col("mwh")).otherwise(None).forward_fill().shift(1).over(PAIR)
     margin_num = int(cfg.rollover_margin * 1000)
     near_top = pl.col("_prev") * 1000 >= pl.col("capacity_mwh") * (1000 - margin_num)
     near_zero = pl.col("mwh") * 1000 <= pl.col("capacity_mwh") * margin_num
     decrease = candidate & pl.col("_prev").is_not_null() & (pl.col("mwh") < pl.col("_prev"))
     return (
-        ordered.with_columns(_prev=prev)
+        lf.sort(["meter_key", "quantity", "ts"])
+        .with_columns(_prev=prev)
         .with_columns(flag(decrease & near_top & near_zero, Reason.ROLLOVER))
         .with_columns(quarantine(decrease & ~(near_top & near_zero), Reason.NEGATIVE))
         .drop("_prev")
@@ -141,7 +134,8 @@ def spike_history(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.Lazy
     """spike_history: an interval above `spike_history_factor` x the meter's mean interval
     over its history (and above `spike_history_floor_wh`). Needs `hist_interval_mwh`."""
     cond = (
-        (pl.col("kind") == INTERVAL) & CLEAN
+        (pl.col("kind") == INTERVAL)
+        & CLEAN
         & (pl.col("mwh") > pl.col("hist_interval_mwh") * cfg.spike_history_factor)
         & (pl.col("mwh") > cfg.spike_history_floor_wh * 1000)
     )
@@ -156,59 +150,108 @@ def outage_windows(lf: pl.LazyFrame) -> pl.LazyFrame:
     ups = events.filter(pl.col("value") == EVENT_POWER_UP).select("meter_key", up_ts=pl.col("ts"))
     return (
         downs.sort("down_ts")
-        .join_asof(ups.sort("up_ts"), left_on="down_ts", right_on="up_ts", by="meter_key",
-                   strategy="forward")
-        .with_columns(pl.col("up_ts").fill_null(pl.lit(dt.datetime(9999, 1, 1, tzinfo=dt.UTC))
-                                               .dt.cast_time_unit("us")))
+        .join_asof(
+            ups.sort("up_ts"),
+            left_on="down_ts",
+            right_on="up_ts",
+            by="meter_key",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .with_columns(
+            pl.col("up_ts").fill_null(pl.lit(dt.datetime(9999, 1, 1, tzinfo=dt.UTC)).dt.cast_time_unit("us"))
+        )
     )
 
 
 def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -> pl.LazyFrame:
     """Add `in_outage`: the interval ending at `ts` overlaps a recorded outage."""
-    keyed = lf.with_row_index("_row")
+    # only the rows of meters that recorded an outage are looked at (few), then joined back
+    candidates = lf.select("meter_key", "ts").join(windows.select("meter_key").unique(), on="meter_key")
     hits = (
-        keyed.select("_row", "meter_key", "ts").sort("ts")
-        .join_asof(windows.sort("down_ts"), left_on="ts", right_on="down_ts", by="meter_key",
-                   strategy="backward")
-        .select("_row", _hit=(pl.col("up_ts") > pl.col("ts") - interval).fill_null(False))
+        candidates.unique()
+        .sort("ts")
+        .join_asof(
+            windows.sort("down_ts"),
+            left_on="ts",
+            right_on="down_ts",
+            by="meter_key",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        # an interval ending exactly at the power-down is not in the outage; one that
+        # begins before the power-up is
+        .filter(pl.col("up_ts") > pl.col("ts") - interval)
+        .select("meter_key", "ts", _hit=pl.lit(True))
     )
-    # an interval that ends exactly at the power-down is not in the outage, one that
-    # begins before the power-up is
-    return keyed.join(hits, on="_row", how="left").with_columns(
-        in_outage=pl.col("_hit").fill_null(False)
-    ).drop("_row", "_hit")
+    return (
+        lf.join(hits, on=["meter_key", "ts"], how="left")
+        .with_columns(in_outage=pl.col("_hit").fill_null(False))
+        .drop("_hit")
+    )
 
 
-def outages(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
-    """outage: intervals inside a power outage the meter recorded (not a fault)."""
-    marked = in_outage(lf, outage_windows(lf), cfg.interval)
+def outages(
+    lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, windows: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """outage: intervals inside a power outage the meter recorded (not a fault). The
+    windows come from the frame's own event rows unless given."""
+    marked = in_outage(lf, outage_windows(lf) if windows is None else windows, cfg.interval)
     return marked.with_columns(flag((pl.col("kind") == INTERVAL) & pl.col("in_outage"), Reason.OUTAGE))
 
 
 def zero_runs(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     """zero_run: zero intervals in a run of at least `zero_run_minutes` that no recorded
-    outage explains."""
-    zero = (pl.col("kind") == INTERVAL) & CLEAN & (pl.col("mwh") == 0) & ~pl.col("flags").str.contains(
-        str(Reason.OUTAGE), literal=True
+    outage explains. Sorts its input: give it the intervals."""
+    zero = (
+        CLEAN
+        & (pl.col("kind") == INTERVAL)
+        & (pl.col("mwh") == 0)
+        & ~pl.col("flags").str.contains(str(Reason.OUTAGE), literal=True)
     )
-    ordered = lf.sort(["meter_key", "quantity", "ts"]).with_columns(_zero=zero)
-    run = (pl.col("_zero") != pl.col("_zero").shift(1)).fill_null(True).cum_sum().over(PAIR)
-    length = pl.len().over([*PAIR, "_run"]) * cfg.interval_minutes
+    # runs over the whole sorted frame: a new run starts where zero-ness or the series changes
+    change = (
+        (pl.col("_zero") != pl.col("_zero").shift(1))
+        | (pl.col("meter_key") != pl.col("meter_key").shift(1))
+        | (pl.col("quantity") != pl.col("quantity").shift(1))
+    )
+    length = pl.len().over("_run") * cfg.interval_minutes
     return (
-        ordered.with_columns(_run=run)
+        lf.sort(["meter_key", "quantity", "ts"])
+        .with_columns(_zero=zero)
+        .with_columns(_run=change.fill_null(True).cum_sum())
         .with_columns(flag(pl.col("_zero") & (length >= cfg.zero_run_minutes), Reason.ZERO_RUN))
         .drop("_zero", "_run")
     )
 
 
 Rule = Callable[[pl.LazyFrame, VeeConfig, dt.datetime], pl.LazyFrame]
-RULES: tuple[Rule, ...] = (
-    unknown_meter, unit_fits, before_install, retired, future, off_grid, status_bits,
-    conflicts, negative_interval, spike_rated, register_decrease, spike_history, outages, zero_runs,
+# Rules that look at one row at a time (or at rows with the same key), for every reading.
+ROW_RULES: tuple[Rule, ...] = (
+    unknown_meter,
+    unit_fits,
+    before_install,
+    retired,
+    future,
+    off_grid,
+    status_bits,
+    conflicts,
+    negative_interval,
+    spike_rated,
 )
+RULES: tuple[Rule, ...] = (*ROW_RULES, register_decrease, spike_history, outages, zero_runs)
 
 
 def validate(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
-    for rule in RULES:
-        lf = rule(lf, cfg, now)
-    return lf
+    """Every rule, in order. The frame is split by kind once (cached), so the rules that sort
+    or join see only their own rows and no part of the plan runs twice."""
+    checked = lf
+    for rule in ROW_RULES:
+        checked = rule(checked, cfg, now)
+    checked = checked.cache()
+    windows = outage_windows(checked).cache()
+    registers = register_decrease(checked.filter(pl.col("kind") == REGISTER), cfg, now)
+    intervals = spike_history(checked.filter(pl.col("kind") == INTERVAL), cfg, now).cache()
+    intervals = zero_runs(outages(intervals, cfg, now, windows), cfg, now)
+    rest = checked.filter(~pl.col("kind").is_in([REGISTER, INTERVAL])).with_columns(in_outage=pl.lit(False))
+    return pl.concat([registers.with_columns(in_outage=pl.lit(False)), intervals, rest], how="diagonal")

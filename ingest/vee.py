@@ -88,13 +88,17 @@ def apply_edits(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
 def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Mark `_dup` on identical repeats (same meter, quantity, time and value), keeping the
     row the partition already had, else the first batch's."""
-    ident = [
-        *KEY,
+    # integer meter keys hash fast; the id only matters for unknown meters (key -1)
+    meter = pl.when(pl.col("meter_key") < 0).then(pl.col("meter_id")).otherwise(None)
+    ident = pl.struct(
+        "meter_key",
+        meter.alias("_m"),
+        "quantity",
+        "ts",
         pl.coalesce(pl.col("mwh"), pl.col("value")).alias("_v"),
         pl.when(pl.col("mwh").is_null()).then(pl.col("scale")).otherwise(0).alias("_s"),
-    ]
-    order = pl.struct(pl.col("batch"), pl.col("seq"))
-    return lf.with_columns(_dup=order.rank("ordinal").over(ident) > 1)
+    )
+    return lf.sort("batch", "seq").with_columns(_dup=~ident.is_first_distinct())
 
 
 def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
@@ -169,7 +173,9 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         .filter(pl.col("_hdays") >= cfg.history_min_days)
         .drop("_hdays")
     )
-    meters = inputs.meters.select("meter_key", "installed_on", "removed_on", "rated_mwh", "capacity_mwh")
+    meters = inputs.meters.select(
+        "meter_key", "in_service_from", "in_service_until", "rated_mwh", "capacity_mwh"
+    )
     rows = (
         pl.concat([merged.filter(~pl.col("_dup")), context], how="diagonal_relaxed")
         .join(meters, on="meter_key", how="left")

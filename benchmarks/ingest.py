@@ -1,0 +1,329 @@
+"""Ingest (VEE) benchmark: a synthetic landing area with faults injected at known rates.
+
+Prints readings per second for the full run (staging, validation, estimation, store,
+daily/TOU/monthly aggregates), its stages, the ingest process's peak memory, the
+precision and recall of fault detection against what was injected, and, in the same run,
+the time of a plain scan of the same Parquet files (the floor) with the ratio.
+
+    .venv/bin/python benchmarks/ingest.py            # 100,000 meters x 96 intervals, 1 day
+    .venv/bin/python benchmarks/ingest.py --quick    # 5,000 meters
+    .venv/bin/python benchmarks/ingest.py --meters 2800000   # a city day (needs time)
+
+Synthetic data is generated with Polars hashes (deterministic per Polars version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import polars as pl  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from core.buckets import bucket_expr  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.landing import write_batch  # noqa: E402
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL  # noqa: E402
+from core.reading import READING_COLUMNS  # noqa: E402
+from core.state import StateStore  # noqa: E402
+from core.timezones import local_midnight_utc  # noqa: E402
+
+DAY = dt.date(2026, 11, 10)
+STEP = dt.timedelta(minutes=15)
+# fault -> share of interval rows (the expected reason code is the fault's name)
+FAULTS = {
+    "duplicate": 0.005,
+    "conflict": 0.001,
+    "spike_rated": 0.0005,
+    "negative": 0.0005,
+    "off_grid": 0.0005,
+    "data_not_valid": 0.0005,
+    "gap": 0.01,
+}
+UNKNOWN_METERS = 0.001  # share of meters not in the registry
+RATED_WH = 100 * 230 * 15 // 60  # default limits: 100 A x 230 V x 15 min
+
+
+def _shape() -> list[int]:
+    weights = []
+    for slot in range(96):
+        hour = slot / 4
+        w = (
+            0.35
+            + 0.9 * math.exp(-(((hour - 6.5) / 1.0) ** 2))
+            + 1.8 * math.exp(-(((hour - 20.0) / 1.8) ** 2))
+        )
+        weights.append(int(w * 1000))
+    return weights
+
+
+def _unit(expr: pl.Expr, seed: int) -> pl.Expr:
+    return (expr.hash(seed) % 1_000_000).cast(pl.Float64) / 1_000_000
+
+
+def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(readings with a `fault` column, registry, dropped slots)."""
+    shape = pl.DataFrame({"slot": list(range(1, 97)), "w": _shape()})
+    total_w = sum(_shape())
+    ids = pl.DataFrame({"m": pl.int_range(meters, eager=True)}).with_columns(
+        meter_id=pl.format("M{}", pl.col("m").cast(pl.String).str.zfill(7)),
+        daily_wh=(2000 + _unit(pl.col("m"), seed) * 14000).cast(pl.Int64),
+        reg0=(_unit(pl.col("m"), seed + 1) * 5_000_000).cast(pl.Int64),
+    )
+    frames, dropped = [], []
+    for d in range(days):
+        day = DAY + dt.timedelta(days=d)
+        start = local_midnight_utc(day)
+        iv = ids.join(shape, how="cross").with_columns(
+            ts=pl.lit(start) + pl.duration(minutes=pl.col("slot") * 15),
+            value=(
+                pl.col("daily_wh") * pl.col("w") // total_w
+                + (_unit(pl.col("m") * 1000 + pl.col("slot") + d * 97, seed) * 20).cast(pl.Int64)
+            ),
+            row=pl.col("m") * 96 + pl.col("slot"),
+        )
+        day_sum = iv.group_by("m").agg(s=pl.col("value").sum())
+        u = _unit(pl.col("row") + d * 10**9, seed + 7)
+        edges, acc = [], 0.0
+        for name, share in FAULTS.items():
+            edges.append((name, acc, acc + share))
+            acc += share
+        fault = pl.lit(None, pl.String)
+        for name, lo, hi in reversed(edges):
+            fault = pl.when((u >= lo) & (u < hi)).then(pl.lit(name)).otherwise(fault)
+        iv = iv.with_columns(fault=fault)
+        dropped.append(iv.filter(pl.col("fault") == "gap").select("meter_id", "ts"))
+        iv = iv.filter(pl.col("fault").fill_null("") != "gap")
+        status = pl.when(pl.col("fault") == "data_not_valid").then(4).otherwise(0)
+        value = (
+            pl.when(pl.col("fault") == "spike_rated")
+            .then(RATED_WH + 1000 + pl.col("value"))
+            .when(pl.col("fault") == "negative")
+            .then(-pl.col("value") - 1)
+            .otherwise(pl.col("value"))
+        )
+        ts = (
+            pl.when(pl.col("fault") == "off_grid").then(pl.col("ts") + pl.duration(minutes=7)).otherwise("ts")
+        )
+        base = iv.select(
+            "meter_id",
+            quantity=pl.lit(ACTIVE_IMPORT_INTERVAL),
+            ts=ts,
+            value=value,
+            scale=pl.lit(0, pl.Int8),
+            unit=pl.lit("Wh"),
+            status=status.cast(pl.Int32),
+            snapshot=pl.lit(False),
+            source=pl.lit("bench"),
+            read_at=pl.lit(start + dt.timedelta(days=1, hours=1)),
+            fault=pl.col("fault"),
+        )
+        repeats = base.filter(pl.col("fault") == "duplicate")
+        conflicts = base.filter(pl.col("fault") == "conflict").with_columns(pl.col("value") + 1)
+        # the first copy of a duplicate is a clean reading, the repeat is the fault
+        base = base.with_columns(fault=pl.when(pl.col("fault") == "duplicate").then(None).otherwise("fault"))
+        before = ids.join(day_sum, on="m").with_columns(reg=pl.col("reg0") + pl.col("daily_wh") * 0)
+        regs = before.select(
+            "meter_id",
+            quantity=pl.lit(ACTIVE_IMPORT_TOTAL),
+            ts=pl.lit(start + dt.timedelta(days=1)),
+            value=pl.col("reg0") + pl.col("s") * (d + 1),
+            scale=pl.lit(0, pl.Int8),
+            unit=pl.lit("Wh"),
+            status=pl.lit(0, pl.Int32),
+            snapshot=pl.lit(False),
+            source=pl.lit("bench"),
+            read_at=pl.lit(start + dt.timedelta(days=1, hours=1)),
+            fault=pl.lit(None, pl.String),
+        )
+        if d == 0:
+            regs = pl.concat(
+                [
+                    regs,
+                    regs.with_columns(
+                        pl.col("ts") - dt.timedelta(days=1), value=pl.col("value") - before.get_column("s")
+                    ),
+                ]
+            )
+        frames.append(pl.concat([base, repeats, conflicts, regs], how="vertical_relaxed"))
+    readings = pl.concat(frames)
+    registry = ids.select("meter_id", meter_key=pl.col("m") + 1).with_columns(
+        unknown=_unit(pl.col("meter_key"), seed + 3) < UNKNOWN_METERS
+    )
+    return readings, registry, pl.concat(dropped)
+
+
+def setup(data_dir: Path, meters: int, days: int, buckets: int, seed: int, batches: int) -> dict[str, object]:
+    readings, registry, dropped = generate(meters, days, seed)
+    unknown = registry.filter(pl.col("unknown")).get_column("meter_id")
+    readings = readings.with_columns(
+        fault=pl.when(pl.col("meter_id").is_in(unknown.implode()))
+        .then(pl.lit("unknown_meter"))
+        .otherwise("fault")
+    )
+    known = registry.filter(~pl.col("unknown")).with_columns(bucket_expr("meter_id", buckets))
+    state = StateStore.open(data_dir)
+    with state.transaction() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO meters (meter_id, meter_key, url, protocol, route, bucket, installed_on) "
+                "VALUES (:meter_id, :meter_key, 'dlms+tcp://10.0.0.1:4059', 'dlms', :route, :bucket, "
+                "'2026-01-01')"
+            ),
+            [
+                dict(r, route=f"R{r['meter_key'] % 50:02d}")
+                for r in known.select("meter_id", "meter_key", "bucket").iter_rows(named=True)
+            ],
+        )
+    truth = readings.filter(pl.col("fault").is_not_null()).select("meter_id", "ts", "value", "fault")
+    truth.write_parquet(data_dir / "truth.parquet")
+    dropped.write_parquet(data_dir / "dropped.parquet")
+    shuffled = readings.drop("fault").with_columns(_b=pl.col("meter_id").hash(seed) % batches)
+    for part in shuffled.partition_by("_b"):
+        write_batch(
+            data_dir,
+            part.drop("_b").select(READING_COLUMNS),
+            prefix="bench",
+            now=dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC),
+        )
+    return {"rows": readings.height, "injected": truth.height, "dropped": dropped.height}
+
+
+def ingest_phase(data_dir: Path, buckets: int) -> None:
+    """Run in a child process so its peak memory is its own."""
+    from ingest.run import run_ingest
+
+    state = StateStore.open(data_dir)
+    now = local_midnight_utc(DAY + dt.timedelta(days=10))
+    started = time.perf_counter()
+    report = run_ingest(data_dir, state, settings=Settings(data_dir=data_dir, buckets=buckets), now=now)
+    elapsed = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"elapsed": elapsed, "peak_mb": peak_kb / 1024, "report": report.to_json()}))
+
+
+def score(data_dir: Path) -> dict[str, float]:
+    from core.measurements import MeasurementStore
+
+    readings = MeasurementStore(data_dir).table("readings").scan()
+    truth = pl.read_parquet(data_dir / "truth.parquet").filter(pl.col("fault") != "duplicate")
+    quarantined = (
+        readings.filter(pl.col("state") == "quarantined")
+        .select("meter_id", "ts", "value", "reason")
+        .collect()
+    )
+    # a conflict's both values are quarantined: the clean twin counts as a true conflict too
+    conflict_keys = truth.filter(pl.col("fault") == "conflict").select("meter_id", "ts")
+    expected = pl.concat(
+        [
+            truth.select("meter_id", "ts", "value", reason="fault"),
+            quarantined.join(conflict_keys, on=["meter_id", "ts"]).select(
+                "meter_id", "ts", "value", reason=pl.lit("conflict")
+            ),
+        ]
+    ).unique()
+    hits = quarantined.join(expected, on=["meter_id", "ts", "value", "reason"]).height
+    precision = hits / max(quarantined.height, 1)
+    recall = hits / max(expected.height, 1)
+    dropped = pl.read_parquet(data_dir / "dropped.parquet")
+    estimated = readings.filter(pl.col("state") == "estimated").select("meter_id", "ts").collect()
+    gap_recall = dropped.join(estimated, on=["meter_id", "ts"]).height / max(dropped.height, 1)
+    return {"precision": precision, "recall": recall, "gap_recall": gap_recall}
+
+
+def plain_scan(data_dir: Path) -> tuple[float, int]:
+    files = [str(p) for p in (data_dir / "landing").rglob("*.parquet")]
+    started = time.perf_counter()
+    out = pl.scan_parquet(files).select(pl.len(), pl.col("value").sum(), pl.col("ts").max()).collect()
+    return time.perf_counter() - started, int(out.item(0, 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--meters", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--buckets", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=8, help="landing batches the readings come in")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="5,000 meters, for CI")
+    parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
+    parser.add_argument("--phase", choices=["all", "ingest"], default="all", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "ingest":
+        ingest_phase(args.data_dir, args.buckets)
+        return
+    meters = 5_000 if args.quick else args.meters
+    with tempfile.TemporaryDirectory(prefix="amr-bench-") as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        made = setup(data_dir, meters, args.days, args.buckets, args.seed, args.batches)
+        print(
+            f"synthetic landing: {meters:,} meters x {args.days} day(s): {made['rows']:,} readings, "
+            f"{made['injected']:,} injected faults, {made['dropped']:,} dropped intervals "
+            f"({time.perf_counter() - started:.1f} s to make)"
+        )
+        scan_s, scanned = plain_scan(data_dir)
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                "ingest",
+                "--data-dir",
+                str(data_dir),
+                "--buckets",
+                str(args.buckets),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            print(child.stdout, child.stderr, file=sys.stderr)
+            raise SystemExit(child.returncode)
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        report, elapsed = result["report"], result["elapsed"]
+        rate = report["readings_in"] / elapsed
+        quality = score(data_dir)
+        print(
+            f"ingest run: {report['readings_in']:,} readings in {elapsed:.1f} s = {rate:,.0f} readings/s "
+            f"(stages: {report['seconds']}); peak memory {result['peak_mb']:.0f} MB"
+        )
+        print(
+            f"  stored {report['stored']:,}, duplicates {report['duplicates']:,}, quarantined "
+            f"{report['quarantined']:,} {report['quarantined_by_reason']}, "
+            f"estimates {report['estimates']:,}; "
+            f"balanced: {report['balanced']}"
+        )
+        print(
+            f"fault detection: precision {quality['precision']:.4f}, recall {quality['recall']:.4f}; "
+            f"dropped intervals estimated: {quality['gap_recall']:.4f}"
+        )
+        print(
+            f"plain scan of the same Parquet ({scanned:,} rows): {scan_s:.2f} s = "
+            f"{scanned / scan_s:,.0f} rows/s"
+        )
+        print(f"ratio ingest / plain scan: {elapsed / scan_s:.1f}x")
+        city = 2_800_000 * 96
+        print(
+            f"extrapolated to a city day ({city:,} readings) at this rate: {city / rate:,.0f} s "
+            "(linear; partitions are independent, memory is per partition)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Estimation: interpolation, like days, outage zeros, exact scaling to registers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.timezones import local_midnight_utc
+from ingest.config import VeeConfig
+from ingest.estimate import day_type, estimate, like_days, scale_to_registers
+from tests.ingest.builders import DAY, STEP
+
+CFG = VeeConfig()
+NOW = local_midnight_utc(DAY + dt.timedelta(days=1))
+T0 = local_midnight_utc(DAY)
+NO_WINDOWS = pl.LazyFrame(
+    schema={"meter_key": pl.Int64, "down_ts": pl.Datetime("us", "UTC"), "up_ts": pl.Datetime("us", "UTC")}
+)
+NO_LIKE = pl.LazyFrame(
+    schema={"meter_key": pl.Int64, "quantity": pl.String, "minute": pl.Int32, "like_mwh": pl.Int64}
+)
+NO_ADVANCE = pl.LazyFrame(schema={"meter_key": pl.Int64, "advance_mwh": pl.Int64})
+
+
+def readings(values: dict[int, int]) -> pl.LazyFrame:
+    """Slot number (1..96) -> mWh of valid intervals of meter 1."""
+    slots = sorted(values)
+    return pl.LazyFrame(
+        {
+            "meter_key": [1] * len(slots),
+            "meter_id": ["M1"] * len(slots),
+            "quantity": [ACTIVE_IMPORT_INTERVAL] * len(slots),
+            "ts": [T0 + STEP * k for k in slots],
+            "mwh": [values[k] for k in slots],
+            "state": ["valid"] * len(slots),
+            "kind": ["interval"] * len(slots),
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+
+
+def estimated(
+    lf: pl.LazyFrame,
+    like: pl.LazyFrame = NO_LIKE,
+    advance: pl.LazyFrame = NO_ADVANCE,
+    windows: pl.LazyFrame = NO_WINDOWS,
+) -> dict[int, tuple[int, str]]:
+    out = estimate(lf, windows, like, advance, day=DAY, cfg=CFG, now=NOW).collect()
+    return {
+        int((ts - T0) / STEP): (mwh, method)
+        for ts, mwh, method in out.select("ts", "mwh", "method").iter_rows()
+    }
+
+
+def test_short_gap_is_interpolated_linearly() -> None:
+    values = {k: 1000 for k in range(1, 97)}
+    values[10], values[14] = 1000, 5000
+    for k in (11, 12, 13):
+        del values[k]
+    assert estimated(readings(values)) == {
+        11: (2000, "interpolation"),
+        12: (3000, "interpolation"),
+        13: (4000, "interpolation"),
+    }
+
+
+def test_long_gap_uses_the_like_day_profile() -> None:
+    values = {k: 1000 for k in range(1, 97) if not 20 <= k < 40}  # 5 hours missing
+    like = pl.LazyFrame(
+        {
+            "meter_key": [1] * 96,
+            "quantity": [ACTIVE_IMPORT_INTERVAL] * 96,
+            "minute": [15 * k for k in range(1, 97)],
+            "like_mwh": [7 for _ in range(96)],
+        },
+        schema_overrides={"minute": pl.Int32},
+    )
+    result = estimated(readings(values), like=like)
+    assert set(result) == set(range(20, 40))
+    assert {v for v in result.values()} == {(7, "like_day")}
+
+
+def test_gap_inside_a_recorded_outage_is_zero() -> None:
+    values = {k: 1000 for k in range(1, 97) if k not in (30, 31)}
+    windows = pl.LazyFrame(
+        {"meter_key": [1], "down_ts": [T0 + STEP * 29], "up_ts": [T0 + STEP * 31]},
+        schema_overrides={"down_ts": pl.Datetime("us", "UTC"), "up_ts": pl.Datetime("us", "UTC")},
+    )
+    assert estimated(readings(values), windows=windows) == {30: (0, "outage"), 31: (0, "outage")}
+
+
+def test_scaled_to_the_register_advance() -> None:
+    values = {k: 1000 for k in range(1, 97) if k not in (50, 51)}
+    advance = pl.LazyFrame({"meter_key": [1], "advance_mwh": [94 * 1000 + 5001]})
+    result = estimated(readings(values), advance=advance)
+    assert sum(v for v, _ in result.values()) == 5001
+    assert {m for _, m in result.values()} == {"interpolation+scaled"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(estimates=st.lists(st.integers(0, 10**6), min_size=1, max_size=40), residual=st.integers(0, 10**9))
+def test_scaling_sums_exactly(estimates: list[int], residual: int) -> None:
+    gaps = pl.LazyFrame(
+        {
+            "meter_key": [1] * len(estimates),
+            "meter_id": ["M1"] * len(estimates),
+            "quantity": [ACTIVE_IMPORT_INTERVAL] * len(estimates),
+            "ts": [T0 + STEP * (k + 1) for k in range(len(estimates))],
+            "mwh": estimates,
+            "method": ["interpolation"] * len(estimates),
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+    )
+    valid = pl.LazyFrame(
+        schema={"meter_key": pl.Int64, "quantity": pl.String, "ts": pl.Datetime("us", "UTC"), "mwh": pl.Int64}
+    )
+    advance = pl.LazyFrame({"meter_key": [1], "advance_mwh": [residual]})
+    out = scale_to_registers(gaps, valid, advance).collect()
+    assert out.get_column("mwh").sum() == residual
+    assert out.get_column("mwh").min() >= 0
+
+
+def test_like_days_are_the_same_day_type() -> None:
+    tuesday = dt.date(2026, 11, 10)
+    available = {tuesday - dt.timedelta(days=n) for n in range(1, 22)}
+    assert like_days(tuesday, available, CFG) == [
+        dt.date(2026, 11, 9),
+        dt.date(2026, 11, 6),
+        dt.date(2026, 11, 5),
+    ]
+    sunday = dt.date(2026, 11, 15)  # the store has Sundays Nov 8, Nov 1 and Oct 25 in reach
+    assert [day_type(d) for d in like_days(sunday, available, CFG)] == [2, 2, 2]

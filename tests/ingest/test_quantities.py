@@ -1,0 +1,42 @@
+"""Quantity kinds and the exact mWh normalisation (property-based)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.quantities import EVENT, INSTANT, INTERVAL, REGISTER, classify
+
+
+def classified(quantity: str, value: int, scale: int, unit: str) -> dict[str, object]:
+    lf = pl.LazyFrame(
+        {"quantity": [quantity], "value": [value], "scale": [scale], "unit": [unit]},
+        schema={"quantity": pl.String, "value": pl.Int64, "scale": pl.Int8, "unit": pl.String},
+    )
+    return classify(lf).collect().row(0, named=True)
+
+
+def test_kinds_follow_the_obis_groups() -> None:
+    assert classified("1.0.1.8.0.255", 1, 0, "Wh")["kind"] == REGISTER
+    assert classified("1.0.1.8.3.255", 1, 0, "Wh")["kind"] == REGISTER
+    assert classified("1.0.1.29.0.255", 1, 0, "Wh")["kind"] == INTERVAL
+    assert classified("0.0.99.98.0.255", 1, 0, "")["kind"] == EVENT
+    assert classified("1.0.32.7.0.255", 2300, -1, "V")["kind"] == INSTANT
+
+
+def test_energy_units() -> None:
+    assert classified("1.0.1.8.0.255", 5, 0, "V")["unit_ok"] is False
+    assert classified("1.0.3.8.0.255", 5, 0, "kvarh")["unit_ok"] is True
+    assert classified("1.0.3.8.0.255", 5, 0, "kWh")["unit_ok"] is False
+    assert classified("1.0.32.7.0.255", 5, 0, "V")["mwh"] is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(value=st.integers(-(10**9), 10**9), scale=st.integers(-3, 6), unit=st.sampled_from(["Wh", "kWh"]))
+def test_mwh_is_exact(value: int, scale: int, unit: str) -> None:
+    row = classified("1.0.1.8.0.255", value, scale, unit)
+    expected = Decimal(value).scaleb(scale) * (1000 if unit == "Wh" else 1_000_000)
+    assert row["mwh"] == int(expected)

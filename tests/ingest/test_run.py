@@ -1,0 +1,250 @@
+"""`run_ingest` end to end on real Parquet and SQLite files: accounting, idempotence,
+snapshots, late data, a run killed mid-way and two processes at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from core.measurements import MeasurementStore
+from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.state import StateStore
+from core.tables import DAILY, REGISTER_READS
+from core.timezones import local_midnight_utc
+from ingest.run import run_ingest
+from ingest.schema import FINDINGS, MONTHLY, READINGS
+from tests.ingest.builders import (
+    AFTER,
+    DAY,
+    STEP,
+    interval_day,
+    land,
+    register,
+    rows,
+    settings_for,
+    snapshot_day_end,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TABLES = (READINGS, FINDINGS, DAILY, REGISTER_READS, MONTHLY)
+METERS = [f"M{i:03d}" for i in range(8)]
+SNAPSHOT = [f"S{i:03d}" for i in range(4)]
+
+
+def snapshot(data_dir: Path) -> dict[str, pl.DataFrame]:
+    """Every table's live rows, sorted, for comparing two stores."""
+    store = MeasurementStore(data_dir)
+    out = {}
+    for name in TABLES:
+        frame = store.table(name).scan().collect()
+        out[name] = frame.sort(frame.columns) if frame.width else frame
+    return out
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    left, right = snapshot(a), snapshot(b)
+    for name in TABLES:
+        assert left[name].equals(right[name]), f"table {name} differs"
+
+
+def land_fleet(data_dir: Path, state: StateStore) -> None:
+    register(state, METERS + SNAPSHOT)
+    for day in (DAY - dt.timedelta(days=1), DAY):
+        records: list[dict[str, object]] = []
+        for meter in METERS:
+            records += interval_day(meter, day)
+        for meter in SNAPSHOT:
+            records += snapshot_day_end(meter, day - dt.timedelta(days=1)) + snapshot_day_end(meter, day)
+        land(data_dir, records)
+
+
+def test_accounting_balances_and_daily_is_published(data_dir: Path, state: StateStore) -> None:
+    register(state, ["M1", "S1"])
+    records = interval_day("M1", DAY)
+    records += snapshot_day_end("S1", DAY - dt.timedelta(days=1)) + snapshot_day_end("S1", DAY)
+    records += records[:5]  # identical repeats
+    records += rows("X1", ACTIVE_IMPORT_INTERVAL, [(local_midnight_utc(DAY) + STEP, 1)])  # unknown meter
+    land(data_dir, records)
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert report.readings_in == len(records)
+    assert report.balanced
+    assert report.duplicates == 5
+    assert report.quarantined_by_reason == {"unknown_meter": 1}
+    daily = MeasurementStore(data_dir).table(DAILY).scan().collect().sort("meter_id")
+    m1, s1 = (
+        daily.filter(pl.col("meter_id") == "M1").row(0, named=True),
+        daily.filter(pl.col("meter_id") == "S1").row(0, named=True),
+    )
+    assert m1["basis"] == "intervals" and m1["intervals"] == 96
+    assert m1["offpeak_wh"] + m1["normal_wh"] + m1["peak_wh"] == m1["energy_wh"]
+    expected = sum(
+        int(r["value"]) for r in interval_day("M1", DAY) if r["quantity"] == ACTIVE_IMPORT_INTERVAL
+    )
+    assert m1["energy_wh"] == expected
+    s1_reads = [
+        r["value"] for r in snapshot_day_end("S1", DAY - dt.timedelta(days=1)) + snapshot_day_end("S1", DAY)
+    ]
+    assert s1["basis"] == "registers" and s1["energy_wh"] == s1_reads[1] - s1_reads[0]
+    regs = MeasurementStore(data_dir).table(REGISTER_READS).scan().collect()
+    assert set(regs.filter(pl.col("meter_id") == "S1").get_column("date").to_list()) == {
+        DAY - dt.timedelta(days=1),
+        DAY,
+    }
+    with state.read() as conn:
+        logged = conn.execute(
+            sa.text("SELECT rows_in, stored, duplicates, quarantined FROM ingest_log")
+        ).all()
+    assert [tuple(r) for r in logged] == [(len(records), report.stored, 5, 1)]
+
+
+def test_taking_the_same_batch_twice_changes_nothing(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    land_fleet(data_dir, state)
+    first = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    before = snapshot(data_dir)
+    again = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert first.batches == 2 and again.batches == 0
+    # the same file landed again under another name is the same batch
+    copy = next((data_dir / "landing").rglob("*.parquet"))
+    shutil.copy(copy, copy.with_name("poll-copy.parquet"))
+    assert run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER).batches == 0
+    after = snapshot(data_dir)
+    for name in TABLES:
+        assert before[name].equals(after[name])
+
+
+def test_gap_is_estimated_then_replaced_by_late_data(data_dir: Path, state: StateStore) -> None:
+    register(state, ["M1"])
+    full = interval_day("M1", DAY)
+    start = local_midnight_utc(DAY)
+    missing = {start + STEP * k for k in (40, 41, 42)}
+    land(data_dir, [r for r in full if r["ts"] not in missing or r["quantity"] != ACTIVE_IMPORT_INTERVAL])
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert report.estimates == 3
+    assert set(report.estimates_by_method) == {"interpolation+scaled"}
+    daily = MeasurementStore(data_dir).table(DAILY).scan().collect().row(0, named=True)
+    true_total = sum(int(r["value"]) for r in full if r["quantity"] == ACTIVE_IMPORT_INTERVAL)
+    assert daily["energy_wh"] == true_total  # scaled to the register's advance exactly
+    assert daily["intervals"] == 93 and daily["estimated_wh"] > 0
+    late = [r for r in full if r["ts"] in missing and r["quantity"] == ACTIVE_IMPORT_INTERVAL]
+    land(data_dir, late, prefix="late")
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert report.stored == 3 and report.estimates == 0
+    daily = MeasurementStore(data_dir).table(DAILY).scan().collect().row(0, named=True)
+    assert daily["intervals"] == 96 and daily["estimated_wh"] == 0 and daily["energy_wh"] == true_total
+    with state.read() as conn:
+        audit = conn.execute(sa.text("SELECT rule, actor FROM ingest_audit")).all()
+    assert [tuple(a) for a in audit] == [("estimate_replaced", "ingest")] * 3
+
+
+def test_long_gap_uses_like_days(data_dir: Path, state: StateStore) -> None:
+    register(state, ["M1"])
+    # three Tuesdays of history, then a Tuesday with 4 hours missing and no registers
+    for weeks in (3, 2, 1):
+        land(data_dir, interval_day("M1", DAY - dt.timedelta(days=7 * weeks)))
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    start = local_midnight_utc(DAY)
+    hole = {start + STEP * k for k in range(20, 36)}
+    land(
+        data_dir,
+        [
+            r
+            for r in interval_day("M1", DAY)
+            if r["quantity"] == ACTIVE_IMPORT_INTERVAL and r["ts"] not in hole
+        ],
+    )
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert report.estimates_by_method == {"like_day": 16}
+
+
+def test_conflict_across_batches_quarantines_both(data_dir: Path, state: StateStore) -> None:
+    register(state, ["M1"])
+    ts = local_midnight_utc(DAY) + STEP
+    land(data_dir, rows("M1", ACTIVE_IMPORT_INTERVAL, [(ts, 10)]))
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    land(data_dir, rows("M1", ACTIVE_IMPORT_INTERVAL, [(ts, 11), (ts, 10)]))
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert (report.duplicates, report.quarantined) == (1, 1) and report.balanced
+    readings = MeasurementStore(data_dir).table(READINGS).scan().filter(pl.col("ts") == ts).collect()
+    assert sorted(readings.get_column("reason").to_list()) == ["conflict", "conflict"]
+
+
+_CRASHING_RUN = """
+import datetime as dt, os, signal, sys
+from pathlib import Path
+import core.measurements, ingest.run
+from core.state import StateStore
+from core.config import Settings
+point, data_dir, buckets = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "record":
+    ingest.run.record = die
+elif point != "none":
+    original, count = core.measurements.Table.commit, [0]
+    def commit(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] == int(point):
+            die()
+        return original(self, *args, **kwargs)
+    core.measurements.Table.commit = commit
+now = dt.datetime.fromisoformat(sys.argv[4])
+state, settings = StateStore.open(data_dir), Settings(data_dir=data_dir, buckets=buckets)
+ingest.run.run_ingest(data_dir, state, settings=settings,
+                      now=now)
+"""
+
+
+def run_in_subprocess(data_dir: Path, point: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_RUN, point, str(data_dir), "4", AFTER.isoformat()],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["1", "3", "5", "record"])
+def test_killed_run_then_rerun_gives_the_same_store(tmp_path: Path, point: str) -> None:
+    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
+    reference.mkdir()
+    land_fleet(reference, StateStore.open(reference))
+    shutil.copytree(reference, crashed)
+    run_ingest(reference, StateStore.open(reference), settings=settings_for(reference), now=AFTER)
+    process = run_in_subprocess(crashed, point)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == -9, err  # killed, at the chosen point
+    state = StateStore.open(crashed)
+    report = run_ingest(crashed, state, settings=settings_for(crashed), now=AFTER)
+    assert report.batches == 2 and report.balanced
+    assert_same_store(reference, crashed)
+    with state.read() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM landing_taken")).scalar_one() == 2
+
+
+@pytest.mark.slow
+def test_two_processes_at_once_take_each_batch_once(tmp_path: Path) -> None:
+    reference, shared = tmp_path / "reference", tmp_path / "shared"
+    reference.mkdir()
+    land_fleet(reference, StateStore.open(reference))
+    shutil.copytree(reference, shared)
+    run_ingest(reference, StateStore.open(reference), settings=settings_for(reference), now=AFTER)
+    first, second = run_in_subprocess(shared, "none"), run_in_subprocess(shared, "none")
+    for process in (first, second):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert_same_store(reference, shared)
+    with StateStore.open(shared).read() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM ingest_log")).scalar_one() == 2

@@ -1,0 +1,168 @@
+"""Each validation rule on its own, on small frames (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL, STANDARD_EVENT_LOG, VOLTAGE_L1
+from core.reading import STATUS_CLOCK_ADJUSTED, STATUS_CLOCK_INVALID, STATUS_DATA_NOT_VALID, STATUS_POWER_DOWN
+from core.timezones import local_midnight_utc
+from ingest import validate as v
+from ingest.codes import Reason
+from ingest.config import VeeConfig
+from ingest.quantities import classify
+from tests.ingest.builders import DAY, STEP, frame, rows
+
+CFG = VeeConfig()
+NOW = local_midnight_utc(DAY + dt.timedelta(days=2))
+T0 = local_midnight_utc(DAY)
+
+
+def prepared(
+    records: list[dict[str, object]],
+    *,
+    key: int = 1,
+    installed: dt.date = dt.date(2026, 1, 1),
+    removed: dt.date | None = None,
+    rated_mwh: int = 5_750_000,
+    capacity_mwh: int = 10**12,
+    hist_mwh: int | None = None,
+) -> pl.LazyFrame:
+    until = local_midnight_utc(removed + dt.timedelta(days=1)) if removed else None
+    return classify(
+        frame(records)
+        .lazy()
+        .with_columns(
+            meter_key=pl.lit(key, pl.Int64),
+            in_service_from=pl.lit(local_midnight_utc(installed)).dt.cast_time_unit("us"),
+            in_service_until=pl.lit(until, pl.Datetime("us", "UTC")),
+            rated_mwh=pl.lit(rated_mwh, pl.Int64),
+            capacity_mwh=pl.lit(capacity_mwh, pl.Int64),
+            hist_interval_mwh=pl.lit(hist_mwh, pl.Int64),
+            reason=pl.lit(None, pl.String),
+            flags=pl.lit(""),
+        )
+    )
+
+
+def reasons(lf: pl.LazyFrame) -> list[str | None]:
+    return lf.sort("ts").collect().get_column("reason").to_list()
+
+
+def flags(lf: pl.LazyFrame) -> list[str]:
+    return lf.sort("ts").collect().get_column("flags").to_list()
+
+
+def intervals(values: list[int], **kw: object) -> list[dict[str, object]]:
+    return rows("M1", ACTIVE_IMPORT_INTERVAL, [(T0 + STEP * (i + 1), x) for i, x in enumerate(values)], **kw)  # type: ignore[arg-type]
+
+
+def test_unknown_meter_is_quarantined() -> None:
+    out = v.unknown_meter(prepared(intervals([1]), key=-1), CFG, NOW)
+    assert reasons(out) == [Reason.UNKNOWN_METER]
+
+
+def test_unit_must_fit_the_quantity() -> None:
+    good = intervals([1], unit="kWh")
+    bad = rows("M1", ACTIVE_IMPORT_TOTAL, [(T0, 5)], unit="V")
+    volts = rows("M1", VOLTAGE_L1, [(T0 + STEP, 230)], unit="V")  # not energy: any unit
+    out = v.unit_fits(prepared(good + bad + volts), CFG, NOW)
+    assert reasons(out) == [Reason.UNIT, None, None]
+
+
+def test_before_install_and_retired() -> None:
+    lf = prepared(intervals([1]), installed=DAY + dt.timedelta(days=1))
+    assert reasons(v.before_install(lf, CFG, NOW)) == [Reason.BEFORE_INSTALL]
+    lf = prepared(intervals([1]), removed=DAY - dt.timedelta(days=1))
+    assert reasons(v.retired(lf, CFG, NOW)) == [Reason.RETIRED_METER]
+    lf = prepared(intervals([1]), installed=DAY, removed=DAY)
+    assert reasons(v.retired(v.before_install(lf, CFG, NOW), CFG, NOW)) == [None]
+
+
+def test_future_allows_the_configured_skew() -> None:
+    now = T0 + STEP * 2
+    lf = prepared(intervals([1, 1, 1, 1]))
+    out = v.future(lf, CFG, now)  # skew 5 min: the third interval end is 15 min ahead
+    assert reasons(out) == [None, None, Reason.FUTURE, Reason.FUTURE]
+
+
+def test_off_grid_interval_ends() -> None:
+    records = rows("M1", ACTIVE_IMPORT_INTERVAL, [(T0 + STEP, 1), (T0 + STEP + dt.timedelta(minutes=7), 1)])
+    records += rows("M1", ACTIVE_IMPORT_TOTAL, [(T0 + dt.timedelta(minutes=8), 1)])  # registers: any time
+    # by time: the register at 00:08, the interval at 00:15, the one at 00:22
+    assert reasons(v.off_grid(prepared(records), CFG, NOW)) == [None, None, Reason.OFF_GRID]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "flag"),
+    [
+        (STATUS_DATA_NOT_VALID, Reason.DATA_NOT_VALID, ""),
+        (STATUS_CLOCK_INVALID, Reason.CLOCK_INVALID, ""),
+        (STATUS_CLOCK_ADJUSTED, None, ",clock_adjusted"),
+        (STATUS_POWER_DOWN, None, ",outage"),
+        (0, None, ""),
+    ],
+)
+def test_status_bits(status: int, reason: str | None, flag: str) -> None:
+    out = v.status_bits(prepared(intervals([1], status=status)), CFG, NOW)
+    assert reasons(out) == [reason]
+    assert flags(out) == [flag]
+
+
+def test_conflicting_values_are_all_quarantined() -> None:
+    records = intervals([5]) + intervals([6]) + rows("M1", ACTIVE_IMPORT_INTERVAL, [(T0 + STEP * 2, 7)])
+    out = v.conflicts(prepared(records), CFG, NOW)
+    assert reasons(out) == [Reason.CONFLICT, Reason.CONFLICT, None]
+
+
+def test_negative_interval_and_rated_spike() -> None:
+    # 60 A x 230 V x 1 phase x 15 min = 3450 Wh
+    lf = prepared(intervals([-1, 3450, 3451]), rated_mwh=60 * 230 * 15 * 1000 // 60)
+    out = v.spike_rated(v.negative_interval(lf, CFG, NOW), CFG, NOW)
+    assert reasons(out) == [Reason.NEGATIVE, None, Reason.SPIKE_RATED]
+
+
+def test_register_rollover_is_unwrapped_other_decreases_are_negative() -> None:
+    capacity = 1_000_000  # Wh
+    values = [999_000, 999_900, 100, 50, 400]  # wrap, then a decrease
+    records = rows("M1", ACTIVE_IMPORT_TOTAL, [(T0 + STEP * i, x) for i, x in enumerate(values)])
+    out = v.register_decrease(prepared(records, capacity_mwh=capacity * 1000), CFG, NOW)
+    assert reasons(out) == [None, None, None, Reason.NEGATIVE, None]
+    assert flags(out) == ["", "", ",rollover", "", ""]
+
+
+def test_spike_against_history() -> None:
+    lf = prepared(intervals([100, 600, 5000]), hist_mwh=50_000)  # mean 50 Wh; x10 = 500 Wh
+    assert flags(v.spike_history(lf, CFG, NOW)) == ["", ",spike_history", ",spike_history"]
+    quiet = prepared(intervals([400]), hist_mwh=10_000)  # above 10 x 10 Wh but below the 500 Wh floor
+    assert flags(v.spike_history(quiet, CFG, NOW)) == [""]
+
+
+def test_recorded_outage_marks_intervals_inside_it() -> None:
+    down, up = T0 + STEP * 2 + dt.timedelta(minutes=5), T0 + STEP * 4 + dt.timedelta(minutes=1)
+    records = intervals([10, 10, 3, 0, 2, 10])
+    records += rows("M1", STANDARD_EVENT_LOG, [(down, 1), (up, 2)], unit="")
+    out = v.outages(prepared(records), CFG, NOW).filter(pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
+    # power down at 00:35, up at 01:01: the intervals ending 00:45, 01:00 and 01:15 overlap it
+    assert flags(out) == ["", "", ",outage", ",outage", ",outage", ""]
+
+
+def test_zero_runs_without_outage_are_suspect() -> None:
+    cfg = VeeConfig(zero_run_minutes=60)
+    out = v.zero_runs(prepared(intervals([5, 0, 0, 0, 0, 5, 0, 0, 5])), cfg, NOW)
+    assert flags(out) == ["", *[",zero_run"] * 4, "", "", "", ""]
+
+
+def test_zero_run_explained_by_outage_is_not_suspect() -> None:
+    cfg = VeeConfig(zero_run_minutes=60)
+    lf = prepared(intervals([0, 0, 0, 0, 0]))
+    lf = lf.with_columns(flags=pl.lit(",outage"))
+    assert flags(v.zero_runs(lf, cfg, NOW)) == [",outage"] * 5
+
+
+def test_rules_keep_the_first_reason() -> None:
+    lf = prepared(intervals([-5], status=STATUS_DATA_NOT_VALID), key=-1)
+    assert reasons(v.validate(lf, CFG, NOW)) == [Reason.UNKNOWN_METER]
