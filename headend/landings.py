@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +26,14 @@ from sqlalchemy.engine import Connection
 from core.landing import TMP_PREFIX, landing_dir, write_batch
 from core.state import StateStore
 from headend import watermarks
-from headend.timestamps import to_db
+from headend.timestamps import from_db, to_db
 from headend.watermarks import WatermarkKey
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+FOREIGN_UNIT_AGE = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +67,11 @@ def land(
         with state.transaction() as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO headend_landings (landing_id, round_id, state, watermarks, created_at)"
-                    " VALUES (:l, :r, 'pending', :w, :at)"
+                    "INSERT INTO headend_landings (landing_id, round_id, state, watermarks, created_at,"
+                    " owner) VALUES (:l, :r, 'pending', :w, :at, :o)"
                 ),
-                {"l": landing_id, "r": round_id, "w": encoded, "at": to_db(now)},
+                {"l": landing_id, "r": round_id, "w": encoded, "at": to_db(dt.datetime.now(dt.UTC)),
+                 "o": owner()},
             )
         batch_path = write_batch(data_dir, frame, prefix=landing_id, now=now).path
     with state.transaction() as conn:
@@ -80,14 +89,40 @@ def land(
     return Landed(landing_id, batch_path, frame.height)
 
 
+def _orphaned(owner: str | None, created_at: str, now: dt.datetime) -> bool:
+    """A pending unit whose writer is gone: a dead process here, or a stale unit of another host."""
+    if owner is None:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return now - from_db(created_at) > FOREIGN_UNIT_AGE
+
+
 def recover(state: StateStore, data_dir: Path) -> list[Landed]:
-    """Finish or abandon the pending units a killed head-end left; returns those finished."""
+    """Finish or abandon the pending units a killed head-end left; returns those finished.
+
+    Units of live writers (another round in this process, another process on this host) are
+    left alone, so two rounds at once never disturb each other.
+    """
     with state.read() as conn:
         pending = conn.execute(
-            sa.text("SELECT landing_id, watermarks FROM headend_landings WHERE state = 'pending'")
+            sa.text(
+                "SELECT landing_id, watermarks, owner, created_at FROM headend_landings"
+                " WHERE state = 'pending'"
+            )
         ).all()
     finished = []
+    now = dt.datetime.now(dt.UTC)
     for row in pending:
+        if not _orphaned(row.owner, row.created_at, now):
+            continue
         batch = _find_batch(data_dir, row.landing_id)
         with state.transaction() as conn:
             if batch is not None:

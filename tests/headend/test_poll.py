@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 from pathlib import Path
 
 import polars as pl
@@ -217,9 +218,12 @@ def test_kill_between_steps_of_a_landing_recovers_exactly_once(
         raise Killed
 
     monkeypatch.setattr(landings, "write_batch", dying_write)
+    # The "killed" writer must look dead to the recovery, as a killed process would.
+    monkeypatch.setattr(landings, "owner", lambda: f"{socket.gethostname()}:{2**22 + 7}")
     with pytest.raises(Killed):
         run(poll_meters(state, data_dir, meters, settings=FAST, clock=clock, connector=fleet))
     monkeypatch.setattr(landings, "write_batch", real_write)
+    monkeypatch.undo()
     clock.advance(dt.timedelta(hours=3))
     run(poll_meters(state, data_dir, meters, settings=FAST, clock=clock, connector=fleet))
     frame = intervals(data_dir)
