@@ -50,9 +50,13 @@ class Snapshot:
     wrap_wh: int | None = None
     _voltages: list[float] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        minute = int(self.when.timestamp() // 60)
-        self._voltages = [NOMINAL_VOLTS + 4.0 * _jitter(self.meter_id, minute, p) for p in range(3)]
+    @property
+    def voltages(self) -> list[float]:
+        """Phase voltages wandering a few volts around nominal, minute by minute (computed on demand)."""
+        if not self._voltages:
+            minute = int(self.when.timestamp() // 60)
+            self._voltages = [NOMINAL_VOLTS + 4.0 * _jitter(self.meter_id, minute, p) for p in range(3)]
+        return self._voltages
 
     def energy(self, wh: int) -> int:
         """An energy register, wrapped when the wrap fault is on."""
@@ -66,7 +70,10 @@ class Snapshot:
     def value(self, quantity: str) -> float | int:
         """The quantity in its usual unit (Wh, varh, W, VA, var, V, A, Hz, power factor)."""
         code = Obis.parse(quantity)
-        c, d, e = code.c, code.d, code.e
+        return self.value_of(code.c, code.d, code.e)
+
+    def value_of(self, c: int, d: int, e: int) -> float | int:
+        """`value` by the OBIS code's C, D and E groups (what selects a quantity here)."""
         if d == 8:  # cumulative energy registers
             if c in (1, 15):
                 if e == 0:
@@ -84,10 +91,10 @@ class Snapshot:
             return 0
         if c in _PHASE_VOLTAGE:
             phase = _PHASE_VOLTAGE[c]
-            return self._voltages[phase] if phase < self.phases else 0.0
+            return self.voltages[phase] if phase < self.phases else 0.0
         if c in _PHASE_CURRENT:
             phase = _PHASE_CURRENT[c]
-            return self.phase_power(phase) / (self._voltages[phase] * POWER_FACTOR)
+            return self.phase_power(phase) / (self.voltages[phase] * POWER_FACTOR)
         if c in (1, 16):
             return float(self.power_w)
         if c in _PHASE_POWER:
@@ -136,8 +143,16 @@ class RegisterBank:
     wrap_wh: int | None = None
     phases: int = 1
 
+    _layout: dict[Function, list[tuple[int, int, RegisterEntry, tuple[int, int, int]]]] = field(
+        default_factory=dict, repr=False)
+
     def __post_init__(self) -> None:
         self.phases = phases_of(self.register_map)
+        # what each read needs, worked out once: entries by function, their spans and OBIS groups
+        for entry in sorted(self.register_map.entries, key=lambda e: e.address):
+            code = Obis.parse(entry.quantity)
+            self._layout.setdefault(entry.function, []).append(
+                (entry.address, entry.end, entry, (code.c, code.d, code.e)))
 
     def snapshot(self) -> Snapshot:
         when = self.clock_now()
@@ -151,11 +166,11 @@ class RegisterBank:
         """
         snap = self.snapshot()
         end = address + count
-        for entry in self.register_map.entries:
-            if entry.function is not function or entry.end <= address or entry.address >= end:
+        for first, after, entry, (c, d, e) in self._layout.get(function, ()):
+            if after <= address or first >= end:
                 continue
-            words = encode_entry(entry, snap.value(entry.quantity))
-            offset = entry.address - start
+            words = encode_entry(entry, snap.value_of(c, d, e))
+            offset = first - start
             registers[offset:offset + len(words)] = words
 
     def spans(self, function: Function) -> tuple[int, int] | None:
