@@ -259,10 +259,13 @@ class _Round:
         rng = random.Random(f"{meter.meter_id}|{to_db(self.started)}")
         try:
             attempt = 0
+            error: BaseException | None = None
             while True:
                 try:
                     error = await self._attempt(job, attempt)
                 except _Stopped:
+                    if error is not None:  # stopped while waiting to retry: the failure stands
+                        job.outcome = health.Outcome(False, self.clock.now(), error_class(error), str(error))
                     break
                 if error is None:
                     job.outcome = health.Outcome(True, self.clock.now())
