@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from billing.money import div_half_up
+from billing.calendars import DEFAULT_CALENDAR
 
 TOTAL = "1.0.1.8.0.255"
 RATES = {n: f"1.0.1.8.{n}.255" for n in range(1, 5)}
@@ -40,7 +40,7 @@ def wh_expr(value: pl.Expr, scale: pl.Expr, unit: pl.Expr) -> pl.Expr:
 def windows(customers: pl.LazyFrame, assignments: pl.LazyFrame, ratios: pl.LazyFrame) -> pl.LazyFrame:
     """One row per (customer, meter) the usage point had during (start, end]."""
     return (
-        customers.select("customer_code", "start", "end", "rate_map")
+        customers.select("customer_code", "start", "end", "rate_map", "tou_calendar")
         .join(assignments, on="customer_code", how="inner")
         .with_columns(
             pl.max_horizontal(pl.col("start"), pl.col("installed_on") - pl.duration(days=1)).alias("from"),
@@ -49,7 +49,9 @@ def windows(customers: pl.LazyFrame, assignments: pl.LazyFrame, ratios: pl.LazyF
         .filter(pl.col("from") < pl.col("to"))
         .join(ratios, on="meter_id", how="left")
         .with_columns((pl.col("ct_ratio").fill_null(1) * pl.col("vt_ratio").fill_null(1)).alias("ratio"))
-        .select("customer_code", "meter_id", "from", "to", "start", "end", "ratio", "rate_map")
+        .select(
+            "customer_code", "meter_id", "from", "to", "start", "end", "ratio", "rate_map", "tou_calendar"
+        )
     )
 
 
@@ -130,7 +132,7 @@ def customer_energy(
         )
     )
     per_window = (
-        wins.select("customer_code", "meter_id", "from", "to")
+        wins.select("customer_code", "meter_id", "from", "to", "tou_calendar")
         .join(total, on=["customer_code", "meter_id", "from"], how="left")
         .join(bands, on=["customer_code", "meter_id", "from"], how="left")
         .join(intervals, on=["customer_code", "meter_id", "from"], how="left")
@@ -209,7 +211,9 @@ def _mismatch() -> pl.Expr:
             (reg.abs() * int(TOU_TOLERANCE * 1000)) // 1000,
         )
         checks.append((reg - ints).abs() > allowed)
-    comparable = (
+    # daily bands are bucketed by the calendar in force; a meter still on another calendar
+    # (reprogramming window) cannot be compared with them
+    comparable = (pl.col("tou_calendar") == DEFAULT_CALENDAR) & (
         (pl.col("rate_registers").fill_null(0) > 0)
         & pl.col("all_intervals").fill_null(False)
         & (pl.col("days_covered").fill_null(0) == pl.col("days"))
@@ -230,7 +234,64 @@ def history_rate(previous_bills: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def split_by_days(kwh: int, days_before: int, days: int) -> tuple[int, int]:
-    """Art. 12.8b for one customer: old-price energy = round_half_up(S x Nc / N)."""
-    before = div_half_up(kwh * days_before, days)
-    return before, kwh - before
+def true_up(
+    energy: pl.LazyFrame, wins: pl.LazyFrame, reads: pl.LazyFrame, previous: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Correct last period's estimate now that the meter reads again.
+
+    For a customer whose previous bill was estimated and who has no start snapshot now
+    (the same missing read), but whose single meter has both the previous period's start
+    snapshot and this period's end snapshot: kWh = (end - previous start) - kWh already
+    billed on the estimate. previous: customer_code, prev_start, prev_kwh, prev_estimated.
+    An over-estimate larger than this period's use bills 0 kWh and is held for staff.
+    """
+    single = (
+        wins.group_by("customer_code")
+        .agg(pl.len().alias("n"), pl.col("meter_id", "end", "ratio").first())
+        .filter(pl.col("n") == 1)
+        .join(previous.filter(pl.col("prev_estimated")), on="customer_code", how="inner")
+    )
+    totals = (
+        reads.filter(pl.col("quantity") == TOTAL)
+        .with_columns((wh_expr(pl.col("value"), pl.col("scale"), pl.col("unit")) // 1000).alias("reg_kwh"))
+        .select("meter_id", "date", "ts", "reg_kwh")
+    )
+
+    def at(column: str, name: str) -> pl.LazyFrame:
+        return (
+            single.join(totals, left_on=["meter_id", column], right_on=["meter_id", "date"], how="inner")
+            .sort("ts")
+            .group_by("customer_code")
+            .agg(pl.col("reg_kwh").last().alias(name))
+        )
+
+    trued = (
+        single.join(at("prev_start", "reg_prev"), on="customer_code", how="inner")
+        .join(at("end", "reg_end"), on="customer_code", how="inner")
+        .select(
+            "customer_code",
+            ((pl.col("reg_end") - pl.col("reg_prev")) * pl.col("ratio") - pl.col("prev_kwh")).alias("trued"),
+        )
+    )
+    return (
+        energy.join(trued, on="customer_code", how="left")
+        .with_columns(usable=pl.col("trued").is_not_null() & (pl.col("basis") != "registers"))
+        .with_columns(
+            pl.when(pl.col("usable"))
+            .then(pl.col("trued").clip(lower_bound=0))
+            .otherwise(pl.col("kwh"))
+            .alias("kwh"),
+            pl.when(pl.col("usable"))
+            .then(pl.lit("registers+true-up"))
+            .otherwise(pl.col("basis"))
+            .alias("basis"),
+            pl.when(pl.col("usable"))
+            .then(pl.col("trued") < 0)
+            .otherwise(pl.col("estimated"))
+            .alias("estimated"),
+            # TOU bands cannot be trued up from the total alone: all at the normal price
+            pl.when(pl.col("usable")).then(0).otherwise(pl.col("offpeak_kwh")).alias("offpeak_kwh"),
+            pl.when(pl.col("usable")).then(0).otherwise(pl.col("peak_kwh")).alias("peak_kwh"),
+        )
+        .drop("trued", "usable")
+    )

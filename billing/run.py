@@ -84,7 +84,19 @@ def rate_period(
     customers, groups = _prepare_customers(raw, period)
     first, last = min(g[0] for g in groups), max(g[1] for g in groups)
     store = MeasurementStore(data_dir)
-    reads = sources.register_reads(store, first, last)
+    last_period = (
+        sources.latest(sources.bills(store, sources.previous_periods(period, 1)))
+        .filter(pl.col("status") != "replaced")
+        .select(
+            "customer_code",
+            pl.col("period_start").alias("prev_start"),
+            pl.col("kwh").alias("prev_kwh"),
+            pl.col("estimated").alias("prev_estimated"),
+        )
+        .collect()
+    )
+    earliest = min([first, *last_period["prev_start"].to_list()])
+    reads = sources.register_reads(store, earliest, last)
     lazy_customers = customers.lazy()
     wins = det.windows(
         lazy_customers, sources.assignments(state, first, last).lazy(), sources.ratios(state).lazy()
@@ -104,7 +116,8 @@ def rate_period(
         )
     )
     history = det.history_rate(previous)
-    energy = det.customer_energy(lazy_customers, wins, registers, intervals, history).collect().lazy()
+    energy = det.customer_energy(lazy_customers, wins, registers, intervals, history)
+    energy = det.true_up(energy, wins, reads, last_period.lazy()).collect().lazy()
     bill_ids = lazy_customers.select(
         "customer_code", (pl.lit(f"{period}-") + pl.col("customer_code")).alias("bill_id")
     )

@@ -113,3 +113,53 @@ def test_route_run_keeps_other_routes_bills(world: Any) -> None:
     report = run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings, route="R1")
     assert report.bills == 2
     assert bills(world).height == 5
+
+
+def test_estimate_is_trued_up_when_the_meter_reads_again(world: Any) -> None:
+    world.customers([{"customer_code": "PD01000000007", "meter_id": "M7", "installed_on": "2025-01-01"}])
+    # September and October are read: 200 kWh a month of history
+    world.reads(
+        [
+            ("M7", D(2026, 8, 31), TOTAL, 0),
+            ("M7", D(2026, 9, 30), TOTAL, 200_000),
+            ("M7", D(2026, 10, 31), TOTAL, 400_000),
+        ]
+    )
+    for period in ("2026-09", "2026-10"):
+        run_bills(world.data_dir, world.state, period=period, settings=world.settings)
+    # November's end snapshot is lost: estimated from history (200 kWh / 30 or 31 days x 30 days)
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    november = bills(world).filter(pl.col("period") == "2026-11").row(0, named=True)
+    assert november["estimated"] and 190 <= november["kwh"] <= 200
+    # December reads again: 2026-12-31 index 1,000 kWh; Oct 31 was 400, so 600 kWh over two months,
+    # of which November's estimate was already billed
+    world.reads([("M7", D(2026, 12, 31), TOTAL, 1_000_000)])
+    run_bills(world.data_dir, world.state, period="2026-12", settings=world.settings)
+    december = bills(world).filter(pl.col("period") == "2026-12").row(0, named=True)
+    assert december["kwh"] == 600 - november["kwh"] and not december["estimated"]
+
+
+def test_price_change_inside_the_period_splits_at_the_meters_snapshot(world: Any) -> None:
+    world.customers(
+        [{"customer_code": f"PD05{i:09d}", "meter_id": f"P{i}", "installed_on": "2025-01-01"} for i in (1, 2)]
+    )
+    # 1279/QD-BCT takes effect 2025-05-10: the snapshot at the end of 2025-05-09 splits May
+    world.reads(
+        [
+            ("P1", D(2025, 4, 30), TOTAL, 0),
+            ("P1", D(2025, 5, 9), TOTAL, 100_000),
+            ("P1", D(2025, 5, 31), TOTAL, 310_000),
+            ("P2", D(2025, 4, 30), TOTAL, 0),
+            ("P2", D(2025, 5, 31), TOTAL, 310_000),
+        ]
+    )
+    run_bills(world.data_dir, world.state, period="2025-05", settings=world.settings)
+    got = {r["customer_code"]: r for r in bills(world).to_dicts()}
+    # P1 by register: 100 kWh on 2699 with quotas 15/15/30/30/30 (9 days, T = 30), 210 kWh on 1279 with
+    # 37/37/73/73/73 (22 days): 15x1893 + 15x1956 + 30x2271 + 30x2860 + 10x3197 = 243,635 and
+    # 37x1984 + 37x2050 + 73x2380 + 63x2998 = 511,872; VAT 10% of 755,507 = 75,550.7
+    one = got["PD05000000001"]
+    assert (one["amount_before_vat"], one["vat_amount"], one["total_amount"]) == (755_507, 75_551, 831_058)
+    assert len(json.loads(one["lines"])) == 12
+    # P2 has no snapshot on the change date: energy split by days, 310 x 9/31 = 90 old, 220 new
+    assert got["PD05000000002"]["total_amount"] == 753_517 + 75_352
