@@ -141,3 +141,55 @@ def test_series_year_follows_the_invoice_date_and_bad_series_is_refused(world: A
     bad = world.settings.model_copy(update={"billing": BillingSettings(invoice_series="KX26EAA")})
     with pytest.raises(InvoiceError, match="KX26EAA"):
         issue_bills(world.data_dir, world.state, period="2026-11", settings=bad, invoice_date=DEC1)
+
+
+ISSUER = """
+import datetime as dt, sys
+from pathlib import Path
+from billing.issue import issue_bills
+from core.config import Settings
+from core.state import StateStore
+data = Path(sys.argv[1])
+settings = Settings(data_dir=data, buckets=4)
+report = issue_bills(data, StateStore.open(data), period=sys.argv[2], settings=settings,
+                     invoice_date=dt.date(2026, 12, 1))
+print(report.issued)
+"""
+
+
+def test_two_processes_issuing_at_once_share_one_gap_free_series(world: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    n = 6
+    world.customers(
+        [
+            {"customer_code": f"PD01{i:09d}", "meter_id": f"M{i}", "installed_on": "2025-01-01"}
+            for i in range(1, n + 1)
+        ]
+    )
+    world.reads(
+        [
+            (f"M{i}", day, TOTAL, value * i)
+            for i in range(1, n + 1)
+            for day, value in ((D(2026, 9, 30), 0), (OCT, 100_000), (NOV, 250_000))
+        ]
+    )
+    for period in ("2026-10", "2026-11"):
+        run_bills(world.data_dir, world.state, period=period, settings=world.settings)
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ISSUER, str(world.data_dir), period],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for period in ("2026-10", "2026-11")
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert sorted(int(out.strip()) for out, _ in outputs) == [n, n]
+    assert sorted(number for *_, number, _ in numbers(world)) == list(range(1, 2 * n + 1))
