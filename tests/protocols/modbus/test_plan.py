@@ -72,7 +72,7 @@ def test_shipped_maps_need_few_requests() -> None:
     assert len(plan_reads(iem.entries, max_registers=iem.max_registers, max_gap=iem.max_gap)) <= 4
 
 
-@settings(max_examples=50)
+@settings(max_examples=25)
 @given(entry_sets(), st.data())
 def test_one_call_block_layout_decodes_like_each_entry_alone(
     entries: list[RegisterEntry], data: st.DataObject
