@@ -1,0 +1,189 @@
+"""`import_readings`: household readings with faults injected at known places go through
+the same VEE; every fault is flagged with the right reason and nothing is lost. Files
+that do not match the schema are refused whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core.measurements import MeasurementStore
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL, STANDARD_EVENT_LOG
+from core.reading import STATUS_CLOCK_ADJUSTED, STATUS_CLOCK_INVALID, STATUS_DATA_NOT_VALID
+from core.state import StateStore
+from core.timezones import local_midnight_utc
+from ingest.errors import ImportRefused
+from ingest.importer import import_readings
+from ingest.schema import READINGS
+from tests.ingest.builders import AFTER, DAY, STEP, frame, interval_day, rows, settings_for
+
+T0 = local_midnight_utc(DAY)
+
+
+def fleet(path: Path) -> Path:
+    path.write_text(
+        "meter_id,url,customer_code,route,installed_on,removed_on\n"
+        "H1,dlms+tcp://10.0.0.1:4059,PD01000000001,R1,2026-01-01,\n"
+        "H2,dlms+tcp://10.0.0.2:4059,PD02000000002,R2,2026-01-01,\n"
+        "H3,dlms+tcp://10.0.0.3:4059,PD02000000003,R2,2026-11-11,\n"  # installed the day after
+        "H4,dlms+tcp://10.0.0.4:4059,PD03000000004,R3,2026-01-01,2026-11-09\n"  # removed before
+    )
+    return path
+
+
+def faulty_households() -> tuple[pl.DataFrame, dict[tuple[str, str, dt.datetime], str]]:
+    """Readings of real-shaped households with one fault of each kind at a known place;
+    returns the frame and (meter, quantity, ts) -> expected reason or flag."""
+    records = interval_day("H1", DAY, seed=3) + interval_day("H2", DAY, seed=4)
+    expected: dict[tuple[str, str, dt.datetime], str] = {}
+
+    def replace(meter: str, slot: int, **changes: object) -> None:
+        ts = T0 + STEP * slot
+        for r in records:
+            if r["meter_id"] == meter and r["quantity"] == ACTIVE_IMPORT_INTERVAL and r["ts"] == ts:
+                r.update(changes)
+
+    def at(slot: int) -> dt.datetime:
+        return T0 + STEP * slot
+
+    replace("H1", 5, value=-40)
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(5))] = "negative"
+    replace("H1", 6, value=50_000)  # 50 kWh in 15 minutes: above 100 A x 230 V
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(6))] = "spike_rated"
+    replace("H1", 7, status=STATUS_DATA_NOT_VALID)
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(7))] = "data_not_valid"
+    replace("H1", 8, status=STATUS_CLOCK_INVALID)
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(8))] = "clock_invalid"
+    replace("H1", 9, status=STATUS_CLOCK_ADJUSTED)
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(9))] = "clock_adjusted"
+    replace("H1", 10, unit="V")
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(10))] = "unit"
+    # a conflicting second value
+    records += rows("H1", ACTIVE_IMPORT_INTERVAL, [(at(11), 1)])
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(11))] = "conflict"
+    # an off-grid interval end
+    records += rows("H1", ACTIVE_IMPORT_INTERVAL, [(at(12) + dt.timedelta(minutes=4), 10)])
+    expected[("H1", ACTIVE_IMPORT_INTERVAL, at(12) + dt.timedelta(minutes=4))] = "off_grid"
+    # an identical repeat: dropped and counted
+    records += [dict(records[0])]
+    # H2: a recorded outage of three hours with zeros in it, then 15 hours of zeros without one
+    for slot in range(5, 17):
+        replace("H2", slot, value=0)
+    records += rows("H2", STANDARD_EVENT_LOG, [(at(4), 1), (at(16), 2)], unit="")
+    for slot in (8, 14):
+        expected[("H2", ACTIVE_IMPORT_INTERVAL, at(slot))] = "outage"
+    for slot in range(20, 80):
+        replace("H2", slot, value=0)
+    expected[("H2", ACTIVE_IMPORT_INTERVAL, at(70))] = "zero_run"
+    # H2's register decreases (not near capacity): negative consumption
+    records += rows("H2", ACTIVE_IMPORT_TOTAL, [(at(30), 10)])
+    expected[("H2", ACTIVE_IMPORT_TOTAL, at(30))] = "negative"
+    # registry faults: an unknown meter, one not installed yet, one removed
+    records += rows("X9", ACTIVE_IMPORT_INTERVAL, [(at(1), 10)])
+    expected[("X9", ACTIVE_IMPORT_INTERVAL, at(1))] = "unknown_meter"
+    records += rows("H3", ACTIVE_IMPORT_INTERVAL, [(at(1), 10)])
+    expected[("H3", ACTIVE_IMPORT_INTERVAL, at(1))] = "before_install"
+    records += rows("H4", ACTIVE_IMPORT_INTERVAL, [(at(1), 10)])
+    expected[("H4", ACTIVE_IMPORT_INTERVAL, at(1))] = "retired_meter"
+    # from the future (the run's clock is AFTER)
+    records += rows("H1", ACTIVE_IMPORT_TOTAL, [(AFTER + dt.timedelta(hours=2), 10**8)])
+    expected[("H1", ACTIVE_IMPORT_TOTAL, AFTER + dt.timedelta(hours=2))] = "future"
+    return frame(records), expected
+
+
+def test_every_injected_fault_is_flagged_and_nothing_lost(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    readings, expected = faulty_households()
+    # the gap: two intervals of H1 missing, estimated
+    gap = [T0 + STEP * 60, T0 + STEP * 61]
+    readings = readings.filter(
+        ~(
+            (pl.col("meter_id") == "H1")
+            & pl.col("ts").is_in(gap)
+            & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
+        )
+    )
+    path = tmp_path / "households.parquet"
+    readings.write_parquet(path)
+    report = import_readings(
+        data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "fleet.csv"), now=AFTER
+    )
+    assert report.readings_in == readings.height and report.balanced
+    assert report.duplicates == 1
+    store = MeasurementStore(data_dir).table(READINGS).scan().collect()
+    assert store.filter(pl.col("state") != "estimated").height == readings.height - 1  # nothing lost
+    for (meter, quantity, ts), code in expected.items():
+        found = store.filter(
+            (pl.col("meter_id") == meter) & (pl.col("quantity") == quantity) & (pl.col("ts") == ts)
+        )
+        assert found.height >= 1, (meter, ts, code)
+        marks = set(found.get_column("reason").drop_nulls().to_list())
+        for flags in found.get_column("flags").to_list():
+            marks |= set(flags.split(","))
+        assert code in marks, (meter, quantity, ts, code, marks)
+    outage_zeros = store.filter((pl.col("meter_id") == "H2") & pl.col("flags").str.contains("outage"))
+    assert not outage_zeros.get_column("flags").str.contains("zero_run").any()
+    estimates = store.filter((pl.col("state") == "estimated") & (pl.col("meter_id") == "H1"))
+    assert set(gap) <= set(estimates.get_column("ts").to_list())
+
+
+def test_csv_with_a_bad_value_is_refused_and_nothing_stored(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "meter_id,quantity,ts,value,scale,unit,status,snapshot,source,read_at\n"
+        "H1,1.0.1.29.0.255,2026-11-10T01:00:00Z,12,0,Wh,0,false,x,2026-11-10T01:01:00Z\n"
+        "H1,1.0.1.29.0.255,2026-11-10T01:15:00Z,twelve,0,Wh,0,false,x,2026-11-10T01:16:00Z\n"
+    )
+    with pytest.raises(ImportRefused, match=r"column value, line 3: 'twelve'"):
+        import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER)
+    assert not (data_dir / "landing").exists()
+    assert not (data_dir / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("meter_id,quantity,ts,value,scale,unit,status,snapshot,source", "missing column"),
+        ("meter_id,quantity,ts,value,scale,unit,status,snapshot,source,read_at,extra", "unknown column"),
+    ],
+)
+def test_csv_with_wrong_columns_is_refused(
+    data_dir: Path, state: StateStore, tmp_path: Path, header: str, problem: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(header + "\n")
+    with pytest.raises(ImportRefused, match=problem):
+        import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER)
+
+
+def test_csv_without_zone_and_bad_obis_are_refused(data_dir: Path, state: StateStore, tmp_path: Path) -> None:
+    head = "meter_id,quantity,ts,value,scale,unit,status,snapshot,source,read_at\n"
+    path = tmp_path / "zone.csv"
+    path.write_text(head + "H1,1.0.1.29.0.255,yesterday,1,0,Wh,0,false,x,2026-11-10T01:01:00Z\n")
+    with pytest.raises(ImportRefused, match="column ts"):
+        import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER)
+    path.write_text(head + "H1,1.0.1.299,2026-11-10T01:00:00Z,1,0,Wh,0,false,x,2026-11-10T01:01:00Z\n")
+    with pytest.raises(ImportRefused, match="column quantity"):
+        import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER)
+
+
+def test_good_csv_is_imported_with_its_fleet(data_dir: Path, state: StateStore, tmp_path: Path) -> None:
+    path = tmp_path / "good.csv"
+    path.write_text(
+        "meter_id,quantity,ts,value,scale,unit,status,snapshot,source,read_at\n"
+        "H1,1-0:1.8.0.255,2026-11-10T17:00:10+00:00,1234.5,0,kWh,0,true,x,2026-11-10T17:00:10Z\n".replace(
+            "1234.5,0", "12345,-1"
+        )
+    )
+    report = import_readings(
+        data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "fleet.csv"), now=AFTER
+    )
+    assert (report.readings_in, report.stored) == (1, 1)
+    stored = MeasurementStore(data_dir).table(READINGS).scan().collect().row(0, named=True)
+    assert stored["quantity"] == "1.0.1.8.0.255" and stored["mwh"] == 1_234_500_000

@@ -1,0 +1,171 @@
+"""Quality report, a meter's readings, the review queue and audited decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from core.measurements import MeasurementStore
+from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.state import StateStore
+from core.tables import DAILY
+from core.timezones import local_midnight_utc
+from ingest.errors import ReviewError
+from ingest.quality import decide, ingest_log, report, review_queue, rollup, show
+from ingest.run import run_ingest
+from tests.ingest.builders import AFTER, DAY, STEP, interval_day, land, register, settings_for
+
+SPIKE_TS = local_midnight_utc(DAY) + STEP * 30
+
+
+@pytest.fixture
+def ingested(data_dir: Path, state: StateStore) -> Path:
+    register(state, ["M1"], route="R1")
+    register(state, ["M2"], route="R2")
+    records = interval_day("M1", DAY) + interval_day("M2", DAY)
+    for r in records:
+        if r["meter_id"] == "M1" and r["ts"] == SPIKE_TS and r["quantity"] == ACTIVE_IMPORT_INTERVAL:
+            r["value"] = 90_000  # above the rated limit: quarantined
+    land(data_dir, records)
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    return data_dir
+
+
+def test_report_by_rule_and_route(ingested: Path, state: StateStore) -> None:
+    everything = report(ingested, state, date=DAY)
+    assert everything.quarantined == {"spike_rated": 1}
+    assert everything.estimates == {"interpolation+scaled": 1}
+    assert everything.findings == {"gap": 1}
+    assert report(ingested, state, date=DAY, route="R2").quarantined == {}
+    assert report(ingested, state, date=DAY - dt.timedelta(days=5)).readings == 0
+
+
+def test_show_a_meter_with_flags(ingested: Path, state: StateStore) -> None:
+    frame = show(ingested, state, "M1", settings=settings_for(ingested), date=DAY)
+    spike = frame.filter((pl.col("ts") == SPIKE_TS) & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL))
+    assert sorted(spike.get_column("state").to_list()) == ["estimated", "quarantined"]
+    latest = show(ingested, state, "M1", settings=settings_for(ingested))
+    assert latest.height == frame.height
+
+
+def test_accept_moves_the_reading_into_the_aggregates_and_is_audited(
+    ingested: Path, state: StateStore
+) -> None:
+    queue = review_queue(ingested, state)
+    assert queue.select("meter_id", "ts", "reason").rows() == [("M1", SPIKE_TS, "spike_rated")]
+    before = MeasurementStore(ingested).table(DAILY).scan().filter(pl.col("meter_id") == "M1").collect()
+    done = decide(
+        ingested,
+        state,
+        settings=settings_for(ingested),
+        meter_id="M1",
+        quantity=ACTIVE_IMPORT_INTERVAL,
+        ts=SPIKE_TS.isoformat(),
+        action="accept",
+        reason="welding shop, confirmed on site",
+        by="lan",
+        now=AFTER,
+    )
+    assert done.after == "accepted" and done.reaggregated.days_aggregated >= 1
+    assert review_queue(ingested, state).height == 0
+    after = MeasurementStore(ingested).table(DAILY).scan().filter(pl.col("meter_id") == "M1").collect()
+    assert after.item(0, "estimated_wh") == 0 and after.item(0, "energy_wh") > before.item(0, "energy_wh")
+    with state.read() as conn:
+        audit = conn.execute(sa.text("SELECT rule, before_text, after_text, actor FROM ingest_audit")).all()
+    reviews = [(a[0].split(":")[1], a[3]) for a in audit if a[0].startswith("review:")]
+    assert reviews == [("accept", "lan")]
+    # the estimate the accepted reading replaced is audited by ingest
+    assert [a[0] for a in audit if not a[0].startswith("review:")] == ["estimate_replaced"]
+
+
+def test_edit_replaces_the_value(ingested: Path, state: StateStore) -> None:
+    decide(
+        ingested,
+        state,
+        settings=settings_for(ingested),
+        meter_id="M1",
+        quantity=ACTIVE_IMPORT_INTERVAL,
+        ts=SPIKE_TS.isoformat(),
+        action="edit",
+        new_value="90",
+        reason="decimal slip",
+        by="lan",
+        now=AFTER,
+    )
+    frame = show(ingested, state, "M1", settings=settings_for(ingested), date=DAY)
+    row = frame.filter((pl.col("ts") == SPIKE_TS) & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL))
+    assert row.rows(named=True)[0]["value"] == 90 and row.item(0, "flags") == "edited"
+    # a rerun of the partition keeps the edit
+    land(ingested, interval_day("M2", DAY + dt.timedelta(days=1)))
+    run_ingest(ingested, state, settings=settings_for(ingested), now=AFTER)
+    again = show(ingested, state, "M1", settings=settings_for(ingested), date=DAY)
+    assert again.filter(pl.col("ts") == SPIKE_TS).get_column("value").to_list() == [90]
+
+
+def test_bad_decisions_are_refused(ingested: Path, state: StateStore) -> None:
+    settings = settings_for(ingested)
+    with pytest.raises(ReviewError, match="not one of"):
+        decide(
+            ingested,
+            state,
+            settings=settings,
+            meter_id="M1",
+            quantity=ACTIVE_IMPORT_INTERVAL,
+            ts=SPIKE_TS.isoformat(),
+            action="approve",
+            reason="x",
+            by="lan",
+        )
+    with pytest.raises(ReviewError, match="0 readings"):
+        decide(
+            ingested,
+            state,
+            settings=settings,
+            meter_id="M1",
+            quantity=ACTIVE_IMPORT_INTERVAL,
+            ts="2020-01-01T00:00:00Z",
+            action="accept",
+            reason="x",
+            by="lan",
+        )
+    with pytest.raises(ReviewError, match="no zone"):
+        decide(
+            ingested,
+            state,
+            settings=settings,
+            meter_id="M1",
+            quantity=ACTIVE_IMPORT_INTERVAL,
+            ts="2026-11-10T10:00:00",
+            action="accept",
+            reason="x",
+            by="lan",
+        )
+    with pytest.raises(ReviewError, match="more decimals"):
+        decide(
+            ingested,
+            state,
+            settings=settings,
+            meter_id="M1",
+            quantity=ACTIVE_IMPORT_INTERVAL,
+            ts=SPIKE_TS.isoformat(),
+            action="edit",
+            new_value="1.5",
+            reason="x",
+            by="lan",
+        )
+
+
+def test_log_and_rollups(ingested: Path, state: StateStore) -> None:
+    entries = ingest_log(state)
+    assert (
+        len(entries) == 1 and entries[0]["quarantined"] == 1 and entries[0]["reasons"] == {"spike_rated": 1}
+    )
+    by_route = rollup(ingested, state, month=DAY.strftime("%Y-%m"), by="route")
+    assert by_route.get_column("route").to_list() == ["R1", "R2"]
+    by_district = rollup(ingested, state, month=DAY.strftime("%Y-%m"), by="district")
+    assert by_district.get_column("district").to_list() == ["PD01"]
+    assert by_district.item(0, "energy_wh") == by_route.get_column("energy_wh").sum()
