@@ -17,10 +17,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.buckets import bucket_of
 from core.config import Settings
@@ -36,6 +38,7 @@ from portal_api.errors import (
     Unauthenticated,
 )
 from portal_api.ratelimit import RateLimiter
+from portal_api.reading import StoreReader
 from portal_api.registry import CustomerMeters
 from portal_api.schemas import (
     BILL_ID_PATTERN,
@@ -94,7 +97,8 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
     key = settings.portal.signing_key.get_secret_value().encode("utf-8")
     state = StateStore.open(data_dir)
     serving = ServingSnapshot(data_dir)
-    meters_of = CustomerMeters(state)
+    reader = StoreReader(state)
+    meters_of = CustomerMeters(reader)
     rates: dict[str, int] = {}
     rates_read = [0.0]
 
@@ -136,6 +140,13 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
     async def _amr_error(_: Request, exc: AmrError) -> JSONResponse:
         return _error(exc, 503, "unavailable")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (a body that is not JSON, an unknown path) in our error body.
+        body = {"error": "http_error", "message": str(exc.detail),
+                "hint": "see the API description at /docs"}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, details = _validation_message(exc)
@@ -143,9 +154,16 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
                 "hint": "see the API description at /docs", "details": details}
         return JSONResponse(body, status_code=422)
 
+    verified: dict[str, auth.Principal] = {}  # token -> principal, so HMAC runs once per token
+
     def who(credentials: HTTPAuthorizationCredentials | None) -> auth.Principal:
-        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-        principal = auth.principal_from_header(key, header)
+        principal = verified.get(credentials.credentials) if credentials else None
+        if principal is None or principal.expires_at <= time.time():
+            header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+            principal = auth.principal_from_header(key, header)
+            if len(verified) > 10_000:
+                verified.clear()
+            verified[credentials.credentials if credentials else ""] = principal
         limiter.take(principal.limiter_key)
         return principal
 
@@ -197,7 +215,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         from_: Annotated[dt.date, Query(alias="from", description="first local day")],
         to: Annotated[dt.date, Query(description="last local day, inclusive")],
         granularity: Literal["day", "month"] = "day",
-    ) -> JSONResponse:
+    ) -> Response:
         """Consumption by day or month over at most a year of days (three with granularity=month)."""
         principal = who(credentials)
         auth.allow_customer(principal, code)
@@ -213,7 +231,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         body = consumption.assemble(months, span, granularity)
         body["customer_code"] = code
         body["meters"] = list(meters)
-        return JSONResponse(body)
+        return Response(orjson.dumps(body), media_type="application/json")
 
     def customer_bills(code: str, period: str | None) -> list[dict[str, Any]]:
         serving.require_ready()
@@ -231,7 +249,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         principal = who(credentials)
         auth.allow_customer(principal, code)
         rows = bills.latest_issued(customer_bills(code, period))
-        views = bills.present(state, rows, f"/v1/customers/{code}")
+        views = bills.present(reader, rows, f"/v1/customers/{code}")
         return JSONResponse({"customer_code": code, "bills": views})
 
     @app.get("/v1/customers/{code}/bills/{bill_id}", response_model=Bill, responses=_ERRORS, tags=["bills"])
@@ -240,7 +258,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         principal = who(credentials)
         auth.allow_customer(principal, code)
         row = bills.find(customer_bills(code, None), code, bill_id)
-        return JSONResponse(bills.present(state, [row], f"/v1/customers/{code}")[0])
+        return JSONResponse(bills.present(reader, [row], f"/v1/customers/{code}")[0])
 
     def add_document(kind: str, media: str) -> None:
         async def document(code: Code, bill_id: BillId, credentials: Bearer) -> Response:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.state import StateStore
 from portal_api.errors import NotFound
 from portal_api.payments import paid_bills
+from portal_api.reading import StoreReader
 
 VISIBLE = {"issued"}  # drafts and held bills are not shown; replaced versions give way
 
@@ -23,8 +23,8 @@ def latest_issued(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(latest.values(), key=lambda r: (r["period"], r["bill_id"]), reverse=True)
 
 
-def present(state: StateStore, rows: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
-    paid = paid_bills(state, (r["bill_id"] for r in rows))
+def present(reader: StoreReader, rows: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
+    paid = paid_bills(reader, (r["bill_id"] for r in rows))
     out = []
     for row in rows:
         view = dict(row)

@@ -17,8 +17,6 @@ from portal_api.serving import MonthOfDays
 
 Granularity = Literal["day", "month"]
 MAX_DAYS = {"day": 366, "month": 3 * 366}
-_ENERGY = ("energy_wh", "offpeak_wh", "normal_wh", "peak_wh", "estimated_wh")
-_SHORT = {"energy_wh": "e", "offpeak_wh": "o", "normal_wh": "n", "peak_wh": "p", "estimated_wh": "x"}
 
 
 @dataclass(frozen=True)
@@ -53,49 +51,88 @@ def check_range(start: dt.date, end: dt.date, granularity: str) -> DateRange:
     return DateRange(start, end)
 
 
-def _point(key: str, sums: dict[str, int], tou: bool, meters: int) -> dict[str, Any]:
-    point: dict[str, Any] = {"period" if len(key) == 7 else "date": key, "energy_wh": sums["energy_wh"],
-                             "estimated_wh": sums["estimated_wh"], "meters": meters}
-    point["tou"] = (
-        {"offpeak_wh": sums["offpeak_wh"], "normal_wh": sums["normal_wh"], "peak_wh": sums["peak_wh"]}
-        if tou else None
-    )
-    return point
+def _tou(sums: list[int]) -> dict[str, int]:
+    return {"offpeak_wh": sums[1], "normal_wh": sums[2], "peak_wh": sums[3]}
 
 
 def assemble(months: Iterable[MonthOfDays], span: DateRange, granularity: Granularity) -> dict[str, Any]:
-    """Points in date order and a total, from the meters' months of days."""
-    sums: dict[str, dict[str, int]] = {}
+    """Points in date order and a total, from the meters' months of days.
+
+    Runs once per request for every meter-month asked, so it works on the stored columns
+    directly (day numbers and text keys) instead of building a date per day.
+    """
+    start, end = span.start.isoformat(), span.end.isoformat()
+    months = list(months)
+    if granularity == "day" and len({m.meter_id for m in months}) <= 1:
+        return _one_meter_days(months, start, end)
+    sums: dict[str, list[int]] = {}  # key -> [energy, offpeak, normal, peak, estimated]
     tou: dict[str, bool] = {}
     meters: dict[str, set[str]] = {}
     for month in months:
         cols = month.columns
-        year, mon = int(month.month[:4]), int(month.month[5:7])
-        for i, day in enumerate(cols["d"]):
-            when = dt.date(year, mon, day)
-            if not span.start <= when <= span.end:
+        for d, e, o, n, p, x, t in zip(cols["d"], cols["e"], cols["o"], cols["n"], cols["p"], cols["x"],
+                                       cols["t"], strict=True):
+            day = f"{month.month}-{d:02d}"
+            if not start <= day <= end:
                 continue
-            key = when.isoformat() if granularity == "day" else month.month
-            bucket = sums.setdefault(key, dict.fromkeys(_ENERGY, 0))
-            for name in _ENERGY:
-                bucket[name] += cols[_SHORT[name]][i]
-            tou[key] = tou.get(key, True) and bool(cols["t"][i])
-            meters.setdefault(key, set()).add(month.meter_id)
-    points = [_point(k, sums[k], tou[k], len(meters[k])) for k in sorted(sums)]
-    total = dict.fromkeys(_ENERGY, 0)
-    for values in sums.values():
-        for name in _ENERGY:
-            total[name] += values[name]
+            key = day if granularity == "day" else month.month
+            acc = sums.get(key)
+            if acc is None:
+                sums[key] = [e, o, n, p, x]
+                tou[key] = bool(t)
+                meters[key] = {month.meter_id}
+                continue
+            acc[0] += e
+            acc[1] += o
+            acc[2] += n
+            acc[3] += p
+            acc[4] += x
+            tou[key] = tou[key] and bool(t)
+            meters[key].add(month.meter_id)
+    label = "date" if granularity == "day" else "period"
+    points = [
+        {label: k, "energy_wh": v[0], "estimated_wh": v[4], "meters": len(meters[k]),
+         "tou": _tou(v) if tou[k] else None}
+        for k, v in sorted(sums.items())
+    ]
+    total = [sum(v[i] for v in sums.values()) for i in range(5)]
     all_tou = bool(points) and all(tou.values())
     return {
         "granularity": granularity,
-        "from": span.start.isoformat(),
-        "to": span.end.isoformat(),
+        "from": start,
+        "to": end,
         "unit": "Wh",
         "points": points,
-        "total": {
-            "energy_wh": total["energy_wh"],
-            "estimated_wh": total["estimated_wh"],
-            "tou": {k: total[k] for k in ("offpeak_wh", "normal_wh", "peak_wh")} if all_tou else None,
-        },
+        "total": {"energy_wh": total[0], "estimated_wh": total[4], "tou": _tou(total) if all_tou else None},
+    }
+
+
+def _one_meter_days(months: list[MonthOfDays], start: str, end: str) -> dict[str, Any]:
+    """The common case (one meter, by day): nothing to add up across meters, so no per-day
+    bookkeeping; each stored day becomes its point directly."""
+    points: list[dict[str, Any]] = []
+    total = [0, 0, 0, 0, 0]
+    all_tou = True
+    for month in sorted(months, key=lambda m: m.month):
+        cols = month.columns
+        for d, e, o, n, p, x, t in zip(cols["d"], cols["e"], cols["o"], cols["n"], cols["p"], cols["x"],
+                                       cols["t"], strict=True):
+            day = f"{month.month}-{d:02d}"
+            if start <= day <= end:
+                points.append({"date": day, "energy_wh": e, "estimated_wh": x, "meters": 1,
+                               "tou": {"offpeak_wh": o, "normal_wh": n, "peak_wh": p} if t else None})
+                total[0] += e
+                total[1] += o
+                total[2] += n
+                total[3] += p
+                total[4] += x
+                all_tou = all_tou and bool(t)
+    return {
+        "granularity": "day",
+        "from": start,
+        "to": end,
+        "unit": "Wh",
+        "points": points,
+        "total": {"energy_wh": total[0], "estimated_wh": total[4],
+                  "tou": _tou(total) if points and all_tou else None},
     }

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from core.state import StateStore
 from portal_api.errors import Conflict, InvalidRequest
+from portal_api.reading import StoreReader
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,15 @@ def record_payment(
     return PaymentResult(notice_id, bill_id, amount, paid_at, duplicate=False)
 
 
-def paid_bills(state: StateStore, bill_ids: Iterable[str]) -> set[str]:
+def paid_bills(reader: StoreReader, bill_ids: Iterable[str]) -> set[str]:
+    """Which of these bills are paid."""
     ids = sorted(set(bill_ids))
     if not ids:
         return set()
-    query = sa.text("SELECT bill_id FROM portal_payments WHERE bill_id IN :ids").bindparams(
-        sa.bindparam("ids", expanding=True)
-    )
-    with state.read() as conn:
-        return {row[0] for row in conn.execute(query, {"ids": ids})}
+    # One placeholder per id; the SQL text depends only on how many there are.
+    names = {f"b{i}": bill_id for i, bill_id in enumerate(ids)}
+    sql = f"SELECT bill_id FROM portal_payments WHERE bill_id IN ({', '.join(':' + n for n in names)})"  # noqa: S608
+    return {row[0] for row in reader.rows(sql, names)}
 
 
 def _aware(value: object) -> dt.datetime:

@@ -9,16 +9,14 @@ from __future__ import annotations
 import threading
 import time
 
-import sqlalchemy as sa
+from portal_api.reading import StoreReader
 
-from core.state import StateStore
-
-_QUERY = sa.text("SELECT meter_id FROM meters WHERE customer_code = :code ORDER BY meter_id")
+_QUERY = "SELECT meter_id FROM meters WHERE customer_code = :code ORDER BY meter_id"
 
 
 class CustomerMeters:
-    def __init__(self, state: StateStore, *, ttl_s: float = 60.0, max_entries: int = 200_000) -> None:
-        self.state = state
+    def __init__(self, reader: StoreReader, *, ttl_s: float = 60.0, max_entries: int = 200_000) -> None:
+        self.reader = reader
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -29,8 +27,7 @@ class CustomerMeters:
         hit = self._cache.get(customer_code)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with self.state.read() as conn:
-            meters = tuple(row[0] for row in conn.execute(_QUERY, {"code": customer_code}))
+        meters = tuple(row[0] for row in self.reader.rows(_QUERY, {"code": customer_code}))
         with self._lock:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()

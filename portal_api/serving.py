@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from core.measurements import Manifest, MeasurementStore
@@ -239,7 +240,7 @@ class ServingSnapshot:
         row = conn.execute("SELECT j FROM days WHERE meter_id = ?", (meter_id,)).fetchone()
         if row is None:
             return None
-        return MonthOfDays(meter_id=meter_id, month=month, columns=json.loads(row[0]))
+        return MonthOfDays(meter_id=meter_id, month=month, columns=orjson.loads(row[0]))
 
     def bills(
         self, customer_code: str, bucket: int, periods: list[str] | None = None
