@@ -158,6 +158,69 @@ def invoice_rate(bills: list[dict[str, object]], signed: bool, workers: int, ell
     return len(bills) / (time.perf_counter() - started)
 
 
+def end_to_end(n: int, root: Path) -> dict[str, float]:
+    """`amr bill run` and `amr bill issue` over real stores: import, determinants, rating, write, number."""
+    from billing.customers import import_customers
+    from billing.issue import issue_bills
+    from billing.run import run_bills
+    from core.buckets import bucket_expr
+    from core.config import Settings
+    from core.measurements import MeasurementStore, partition
+    from core.state import StateStore
+    from core.tables import REGISTER_READS, REGISTER_READS_SCHEMA
+
+    data = root / "data"
+    state = StateStore.open(data)
+    settings = Settings(data_dir=data, buckets=16)
+    i = pl.int_range(n, dtype=pl.Int64)
+    codes = pl.format("PD{}", (i + 10_000_000_000).cast(pl.String).str.slice(0, 11))
+    fleet = pl.select(
+        codes.alias("customer_code"),
+        pl.format("M{}", i).alias("meter_id"),
+        pl.lit("2025-01-01").alias("installed_on"),
+        pl.when(i % 10 == 9).then(pl.lit("business")).otherwise(pl.lit("residential")).alias("tariff_class"),
+    )
+    fleet.write_csv(root / "customers.csv")
+    started = time.perf_counter()
+    assert import_customers(state, root / "customers.csv").ok
+    imported = time.perf_counter() - started
+    reads = (
+        pl.concat(
+            [
+                pl.select(
+                    pl.format("M{}", i).alias("meter_id"),
+                    pl.lit(day).alias("date"),
+                    pl.lit("1.0.1.8.0.255").alias("quantity"),
+                    (i % 500 * 1000 * k + 123).alias("value"),
+                    pl.lit(0).alias("scale"),
+                    pl.lit("Wh").alias("unit"),
+                    pl.lit(dt.datetime.combine(day, dt.time(17), dt.UTC)).alias("ts"),
+                    pl.lit(False).alias("estimated"),
+                )
+                for k, day in ((1, START), (2, END))
+            ]
+        )
+        .cast(pl.Schema(REGISTER_READS_SCHEMA))
+        .with_columns(
+            pl.col("date").dt.strftime("%Y-%m").alias("month"), bucket_expr("meter_id", settings.buckets)
+        )
+    )
+    MeasurementStore(data).table(REGISTER_READS).write_partitions(
+        {
+            partition(month=m, bucket=int(b)): part.drop("month", "bucket")
+            for (m, b), part in reads.partition_by("month", "bucket", as_dict=True).items()
+        }
+    )
+    started = time.perf_counter()
+    report = run_bills(data, state, period="2026-11", settings=settings)
+    ran = time.perf_counter() - started
+    started = time.perf_counter()
+    issued = issue_bills(data, state, period="2026-11", settings=settings, invoice_date=dt.date(2026, 12, 1))
+    numbered = time.perf_counter() - started
+    assert report.bills == n and issued.issued == n - report.held
+    return {"import_s": imported, "run_s": ran, "issue_s": numbered}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 customers; a smoke test")
@@ -214,6 +277,17 @@ def main() -> None:
         f"e-invoices for {CITY:,} on {workers} processes: {CITY / signed_all / 60:.1f} min RSA, "
         f"{CITY / ecdsa_all / 60:.1f} min ECDSA "
         f"(signed/unsigned cost ratio, RSA: {unsigned / signed_one:.1f}x)"
+    )
+    import tempfile
+
+    e2e_n = 20_000 if args.quick else 300_000
+    with tempfile.TemporaryDirectory() as tmp:
+        e2e = end_to_end(e2e_n, Path(tmp))
+    print(
+        f"end to end on real stores, {e2e_n:,} customers: import {e2e['import_s']:.1f} s, "
+        f"bill run {e2e['run_s']:.1f} s, issue (numbering) {e2e['issue_s']:.1f} s; "
+        f"city estimate (linear) run {e2e['run_s'] * CITY / e2e_n:.0f} s, "
+        f"issue {e2e['issue_s'] * CITY / e2e_n:.0f} s"
     )
     print(
         json.dumps(
