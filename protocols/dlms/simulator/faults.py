@@ -14,6 +14,7 @@ KNOWN = {
     "clock-drift": "the meter's clock runs ahead by N seconds (clock-drift=120)",
     "missing-intervals": "every Nth load-profile interval is missing (missing-intervals=7)",
     "rollover": "the energy register wraps at 10^N Wh (rollover=6)",
+    "inverted-deviation": "the clock writes +420 for UTC+7, as some meter models do (a quirk, not a fault)",
 }
 
 
@@ -26,6 +27,7 @@ class Faults:
     clock_drift: int = 0
     missing_every: int = 0
     rollover_digits: int = 0
+    inverted_deviation: bool = False
 
     @classmethod
     def parse(cls, specs: list[str] | tuple[str, ...]) -> Faults:

@@ -108,7 +108,11 @@ class SimulatedMeter:
         return self.clock.now() + self.clock_offset
 
     def _time(self, when: dt.datetime, status: int = 0) -> bytes:
-        return axdr.octets(CosemDateTime.from_utc(when, DEVIATION, status=status).to_bytes())
+        inverted = self.faults.inverted_deviation
+        stamp = CosemDateTime.from_utc(
+            when, -DEVIATION if inverted else DEVIATION, status=status, deviation_inverted=inverted
+        )
+        return axdr.octets(stamp.to_bytes())
 
     def _energy(self, obis: str, when: dt.datetime) -> int:
         total = self.load.register_wh(when)
@@ -225,7 +229,7 @@ class SimulatedMeter:
             if attribute == 2:
                 return self._time(self.now())
             if attribute == 3:
-                return axdr.integer(axdr.LONG, DEVIATION)
+                return axdr.integer(axdr.LONG, -DEVIATION if self.faults.inverted_deviation else DEVIATION)
             return OBJECT_UNDEFINED
         if obis == FRAME_COUNTER and class_id == 1 and attribute == 2:
             return axdr.integer(axdr.DOUBLE_LONG_UNSIGNED, self.frame_counter)

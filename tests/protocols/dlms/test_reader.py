@@ -69,3 +69,39 @@ def test_lost_counter_is_recovered_from_the_meter() -> None:
 
     seen, after = asyncio.run(body())
     assert seen >= 2 and after > seen
+
+
+def _inverted_meter_read(model: str) -> list:  # type: ignore[type-arg]
+    async def body() -> list:  # type: ignore[type-arg]
+        clock = VirtualClock(START)
+        async with DlmsFleetSimulator(1, clock=clock, faults=["inverted-deviation"]) as fleet:
+            url = MeterUrl.parse(fleet.meters[0].url + f"&model={model}")
+            return await read_dlms_meter(
+                url,
+                "M1",
+                clock=clock,
+                timeout=5,
+                profile="billing",
+                start=START - dt.timedelta(days=70),
+                end=START,
+            )
+
+    return asyncio.run(body())
+
+
+def test_a_meter_that_inverts_the_deviation_is_read_right_with_its_named_model() -> None:
+    readings = _inverted_meter_read("deviation-inverted")
+    assert readings[0].value == 0  # the clock agrees with the head-end
+    # billing snapshots at local month starts (00:00 in Hanoi = 17:00 UTC the day before)
+    snapshots = [r for r in readings[1:] if r.quantity == "1.0.1.8.0.255"]
+    assert [r.ts for r in snapshots] == [
+        dt.datetime(2025, 12, 31, 17, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 31, 17, tzinfo=dt.UTC),
+        dt.datetime(2026, 2, 28, 17, tzinfo=dt.UTC),
+    ]
+    assert {r.quantity for r in readings[1:]} >= {"1.0.1.8.1.255", "1.0.1.6.0.255"}
+
+
+def test_without_the_setting_the_inverted_clock_is_off_by_fourteen_hours() -> None:
+    readings = _inverted_meter_read("generic")
+    assert readings[0].value == 14 * 3600 * 1000
