@@ -303,9 +303,10 @@ def run_fleet(
 
 def _bound_port(server: ModbusTcpServer) -> int:
     """The port the OS gave a server bound to port 0."""
-    listener = server.transport
-    assert isinstance(listener, asyncio.Server)
-    port: int = listener.sockets[0].getsockname()[1]
+    sockets = getattr(server.transport, "sockets", None)  # asyncio's or uvloop's server
+    if not sockets:
+        raise SimulatorError(f"the simulated meter's server did not bind {server.comm_params.source_address}")
+    port: int = sockets[0].getsockname()[1]
     return port
 
 
