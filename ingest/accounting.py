@@ -51,11 +51,18 @@ class IngestReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "batches": self.batches, "readings_in": self.readings_in,
-            "stored": self.stored, "duplicates": self.duplicates, "quarantined": self.quarantined,
-            "quarantined_by_reason": self.quarantined_by_reason, "estimates": self.estimates,
-            "estimates_by_method": self.estimates_by_method, "partitions": self.partitions,
-            "days_aggregated": self.days_aggregated, "balanced": self.balanced,
+            "run_id": self.run_id,
+            "batches": self.batches,
+            "readings_in": self.readings_in,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "quarantined_by_reason": self.quarantined_by_reason,
+            "estimates": self.estimates,
+            "estimates_by_method": self.estimates_by_method,
+            "partitions": self.partitions,
+            "days_aggregated": self.days_aggregated,
+            "balanced": self.balanced,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -101,12 +108,22 @@ def record(conn: Connection, report: IngestReport) -> None:
                 "quarantined, reasons, estimates) VALUES (:run, :path, :sha, :rows_in, :stored, :dups, "
                 ":quarantined, :reasons, :estimates)"
             ),
-            {"run": report.run_id, "path": count.path, "sha": count.sha256, "rows_in": count.rows_in,
-             "stored": count.stored, "dups": count.duplicates, "quarantined": count.quarantined,
-             "reasons": json.dumps(dict(count.reasons), sort_keys=True), "estimates": report.estimates},
+            {
+                "run": report.run_id,
+                "path": count.path,
+                "sha": count.sha256,
+                "rows_in": count.rows_in,
+                "stored": count.stored,
+                "dups": count.duplicates,
+                "quarantined": count.quarantined,
+                "reasons": json.dumps(dict(count.reasons), sort_keys=True),
+                "estimates": report.estimates,
+            },
         )
         conn.execute(
-            sa.text("INSERT INTO landing_taken (batch_path, sha256, rows_in) VALUES (:path, :sha, :rows) "
-                    "ON CONFLICT (batch_path) DO NOTHING"),
+            sa.text(
+                "INSERT INTO landing_taken (batch_path, sha256, rows_in) VALUES (:path, :sha, :rows) "
+                "ON CONFLICT (batch_path) DO NOTHING"
+            ),
             {"path": count.path, "sha": count.sha256, "rows": count.rows_in},
         )

@@ -56,9 +56,11 @@ def advances(start: pl.LazyFrame, end: pl.LazyFrame, capacity: pl.LazyFrame) -> 
     b = end.filter(total).select("meter_key", end_mwh=pl.col("mwh"))
     diff = pl.col("end_mwh") - pl.col("start_mwh")
     return (
-        a.join(b, on="meter_key").join(capacity, on="meter_key", how="left")
-        .select("meter_key", advance_mwh=pl.when(diff < 0).then(diff + pl.col("capacity_mwh"))
-                .otherwise(diff))
+        a.join(b, on="meter_key")
+        .join(capacity, on="meter_key", how="left")
+        .select(
+            "meter_key", advance_mwh=pl.when(diff < 0).then(diff + pl.col("capacity_mwh")).otherwise(diff)
+        )
     )
 
 
@@ -79,9 +81,7 @@ def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> 
     )
 
 
-def daily(
-    intervals: pl.LazyFrame, adv: pl.LazyFrame, meters: pl.LazyFrame, day: dt.date
-) -> pl.LazyFrame:
+def daily(intervals: pl.LazyFrame, adv: pl.LazyFrame, meters: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     """Daily rows: interval meters from their intervals, the others from register advance."""
     from_intervals = intervals.select(
         "meter_id",
@@ -99,9 +99,15 @@ def daily(
         adv.join(intervals.select("meter_key"), on="meter_key", how="anti")
         .join(meters.select("meter_key", "meter_id"), on="meter_key")
         .select(
-            "meter_id", date=pl.lit(day), energy_wh=pl.col("advance_mwh") // 1000,
-            offpeak_wh=zero, normal_wh=zero, peak_wh=zero, intervals=pl.lit(0, pl.Int32),
-            estimated_wh=zero, basis=pl.lit("registers"),
+            "meter_id",
+            date=pl.lit(day),
+            energy_wh=pl.col("advance_mwh") // 1000,
+            offpeak_wh=zero,
+            normal_wh=zero,
+            peak_wh=zero,
+            intervals=pl.lit(0, pl.Int32),
+            estimated_wh=zero,
+            basis=pl.lit("registers"),
         )
     )
     return pl.concat([from_intervals, from_registers], how="vertical_relaxed").select(
@@ -128,21 +134,34 @@ def findings(
     """Day-level findings: gap, sum_check, high_usage, low_usage."""
     keyed = meters.select("meter_key", "meter_id")
     gap = intervals.filter(pl.col("est_slots") > 0).select(
-        "meter_key", "meter_id", rule=pl.lit(str(Reason.GAP)),
-        value=pl.col("est_slots").cast(pl.Int64), limit=pl.lit(0, pl.Int64),
+        "meter_key",
+        "meter_id",
+        rule=pl.lit(str(Reason.GAP)),
+        value=pl.col("est_slots").cast(pl.Int64),
+        limit=pl.lit(0, pl.Int64),
     )
     tol_num, tol_den = _ratio(cfg.sum_check_tolerance)
     off = (pl.col("total_mwh") - pl.col("advance_mwh")).abs()
     allowed = pl.col("advance_mwh") * tol_num // tol_den + cfg.sum_check_slack_wh * 1000
-    sums = intervals.join(adv, on="meter_key").filter(off > allowed).select(
-        "meter_key", "meter_id", rule=pl.lit(str(Reason.SUM_CHECK)),
-        value=pl.col("total_mwh") // 1000, limit=pl.col("advance_mwh") // 1000,
+    sums = (
+        intervals.join(adv, on="meter_key")
+        .filter(off > allowed)
+        .select(
+            "meter_key",
+            "meter_id",
+            rule=pl.lit(str(Reason.SUM_CHECK)),
+            value=pl.col("total_mwh") // 1000,
+            limit=pl.col("advance_mwh") // 1000,
+        )
     )
     parts = [gap, sums]
     if complete:
-        hist = history.filter(pl.col("date") < day).group_by("meter_id").agg(
-            hist_sum=pl.col("energy_wh").sum(), hist_days=pl.len()
-        ).filter(pl.col("hist_days") >= cfg.history_min_days)
+        hist = (
+            history.filter(pl.col("date") < day)
+            .group_by("meter_id")
+            .agg(hist_sum=pl.col("energy_wh").sum(), hist_days=pl.len())
+            .filter(pl.col("hist_days") >= cfg.history_min_days)
+        )
         hi_num, hi_den = _ratio(cfg.high_usage_factor)
         lo_num, lo_den = _ratio(cfg.low_usage_factor)
         judged = day_rows.join(hist, on="meter_id").join(keyed, on="meter_id")
@@ -150,25 +169,36 @@ def findings(
         high = judged.filter(energy * hi_den > pl.col("hist_sum") * hi_num)
         low = judged.filter(energy * lo_den < pl.col("hist_sum") * lo_num)
         for frame, rule in ((high, Reason.HIGH_USAGE), (low, Reason.LOW_USAGE)):
-            parts.append(frame.select(
-                "meter_key", "meter_id", rule=pl.lit(str(rule)), value=pl.col("energy_wh"),
-                limit=pl.col("hist_sum") // pl.col("hist_days"),
-            ))
-    return pl.concat(parts, how="vertical_relaxed").with_columns(date=pl.lit(day)).select(
-        pl.col(name).cast(dtype) for name, dtype in FINDINGS_SCHEMA.items()
+            parts.append(
+                frame.select(
+                    "meter_key",
+                    "meter_id",
+                    rule=pl.lit(str(rule)),
+                    value=pl.col("energy_wh"),
+                    limit=pl.col("hist_sum") // pl.col("hist_days"),
+                )
+            )
+    return (
+        pl.concat(parts, how="vertical_relaxed")
+        .with_columns(date=pl.lit(day))
+        .select(pl.col(name).cast(dtype) for name, dtype in FINDINGS_SCHEMA.items())
     )
 
 
 def monthly(day_rows: pl.LazyFrame, month: str) -> pl.LazyFrame:
-    return day_rows.group_by("meter_id").agg(
-        month=pl.lit(month),
-        energy_wh=pl.col("energy_wh").sum(),
-        offpeak_wh=pl.col("offpeak_wh").sum(),
-        normal_wh=pl.col("normal_wh").sum(),
-        peak_wh=pl.col("peak_wh").sum(),
-        estimated_wh=pl.col("estimated_wh").sum(),
-        days=pl.len().cast(pl.Int32),
-    ).select(pl.col(name).cast(dtype) for name, dtype in MONTHLY_SCHEMA.items())
+    return (
+        day_rows.group_by("meter_id")
+        .agg(
+            month=pl.lit(month),
+            energy_wh=pl.col("energy_wh").sum(),
+            offpeak_wh=pl.col("offpeak_wh").sum(),
+            normal_wh=pl.col("normal_wh").sum(),
+            peak_wh=pl.col("peak_wh").sum(),
+            estimated_wh=pl.col("estimated_wh").sum(),
+            days=pl.len().cast(pl.Int32),
+        )
+        .select(pl.col(name).cast(dtype) for name, dtype in MONTHLY_SCHEMA.items())
+    )
 
 
 def rollup(day_rows: pl.LazyFrame, meters: pl.LazyFrame, by: str) -> pl.LazyFrame:
@@ -178,8 +208,13 @@ def rollup(day_rows: pl.LazyFrame, meters: pl.LazyFrame, by: str) -> pl.LazyFram
         day_rows.join(meters.select("meter_id", "route", "customer_code"), on="meter_id", how="left")
         .with_columns(group.fill_null("(none)").alias(by))
         .group_by(by)
-        .agg(meters=pl.col("meter_id").n_unique(), energy_wh=pl.col("energy_wh").sum(),
-             offpeak_wh=pl.col("offpeak_wh").sum(), normal_wh=pl.col("normal_wh").sum(),
-             peak_wh=pl.col("peak_wh").sum(), estimated_wh=pl.col("estimated_wh").sum())
+        .agg(
+            meters=pl.col("meter_id").n_unique(),
+            energy_wh=pl.col("energy_wh").sum(),
+            offpeak_wh=pl.col("offpeak_wh").sum(),
+            normal_wh=pl.col("normal_wh").sum(),
+            peak_wh=pl.col("peak_wh").sum(),
+            estimated_wh=pl.col("estimated_wh").sum(),
+        )
         .sort(by)
     )

@@ -40,15 +40,28 @@ class Reason(StrEnum):
 
 QUARANTINE = frozenset(
     {
-        Reason.UNKNOWN_METER, Reason.UNIT, Reason.BEFORE_INSTALL, Reason.RETIRED_METER,
-        Reason.FUTURE, Reason.OFF_GRID, Reason.DATA_NOT_VALID, Reason.CLOCK_INVALID,
-        Reason.CONFLICT, Reason.NEGATIVE, Reason.SPIKE_RATED,
+        Reason.UNKNOWN_METER,
+        Reason.UNIT,
+        Reason.BEFORE_INSTALL,
+        Reason.RETIRED_METER,
+        Reason.FUTURE,
+        Reason.OFF_GRID,
+        Reason.DATA_NOT_VALID,
+        Reason.CLOCK_INVALID,
+        Reason.CONFLICT,
+        Reason.NEGATIVE,
+        Reason.SPIKE_RATED,
     }
 )
 SUSPECT = frozenset(
     {
-        Reason.SPIKE_HISTORY, Reason.ZERO_RUN, Reason.CLOCK_ADJUSTED, Reason.HIGH_USAGE,
-        Reason.LOW_USAGE, Reason.SUM_CHECK, Reason.GAP,
+        Reason.SPIKE_HISTORY,
+        Reason.ZERO_RUN,
+        Reason.CLOCK_ADJUSTED,
+        Reason.HIGH_USAGE,
+        Reason.LOW_USAGE,
+        Reason.SUM_CHECK,
+        Reason.GAP,
     }
 )
 

@@ -24,6 +24,7 @@ class VeeConfig:
     sum_check_slack_wh: int = 2  # absolute slack for tiny days
     day_end_window_minutes: int = 15  # a register read this long after midnight is the day's end
     future_skew_minutes: int = 5  # clocks run fast a little
+    estimate_lag_minutes: int = 60  # slots this recent may still be read: not estimated yet
     default_rated_current_a: int = 100
     default_voltage_v: int = 230
     default_phases: int = 1
@@ -47,10 +48,11 @@ class VeeConfig:
         except InvalidOperation as exc:
             raise IngestError(
                 f"ingest.sum_check_tolerance {settings.ingest.sum_check_tolerance!r} is not a decimal",
-                hint="write it as a share, for example \"0.02\" for 2%",
+                hint='write it as a share, for example "0.02" for 2%',
             ) from exc
-        base = cls(interpolate_max_minutes=settings.ingest.interpolate_max_minutes,
-                   sum_check_tolerance=tolerance)
+        base = cls(
+            interpolate_max_minutes=settings.ingest.interpolate_max_minutes, sum_check_tolerance=tolerance
+        )
         try:
             return dataclasses.replace(base, **overrides)
         except TypeError as exc:

@@ -66,15 +66,24 @@ def slot_grid(day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     return pl.LazyFrame({"ts": ends}, schema={"ts": pl.Datetime("us", "UTC")})
 
 
-def missing_slots(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
-    """Slots of every interval series seen that day that have no valid value."""
-    grid = slot_grid(day, cfg, now)
+def missing_slots(
+    readings: pl.LazyFrame,
+    day: dt.date,
+    cfg: VeeConfig,
+    now: dt.datetime,
+    expected: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Slots with no valid value of every interval series seen that day, or `expected`
+    (series of the day before, so a meter silent all day is estimated too)."""
+    grid = slot_grid(day, cfg, now - dt.timedelta(minutes=cfg.estimate_lag_minutes))
     intervals = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0))
     valid = intervals.filter(pl.col("state") == VALID).select(*PAIR, "ts").join(grid, on="ts", how="semi")
+    series = intervals.select("meter_key", "meter_id", "quantity")
+    if expected is not None:
+        series = pl.concat([series, expected.select("meter_key", "meter_id", "quantity")])
     # only series short of a full grid are expanded (most series are complete)
     short = (
-        intervals.select("meter_key", "meter_id", "quantity")
-        .unique()
+        series.unique()
         .join(valid.group_by(PAIR).agg(_n=pl.len()), on=PAIR, how="left")
         .filter(pl.col("_n").fill_null(0) < grid.select(pl.len()).collect().item())
         .drop("_n")
@@ -91,13 +100,16 @@ def estimate(
     day: dt.date,
     cfg: VeeConfig,
     now: dt.datetime,
+    expected: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, ts, mwh, method).
+
+    `like` holds the like days' readings (meter_key, quantity, ts, mwh, state).
 
     `registers` has (meter_key, advance_mwh): the import register's advance over the day.
     """
     step = cfg.interval
-    gaps = missing_slots(readings, day, cfg, now).sort([*PAIR, "ts"]).cache()
+    gaps = missing_slots(readings, day, cfg, now, expected).sort([*PAIR, "ts"]).cache()
     valid = (
         readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID))
         .select(*PAIR, "ts", "mwh")
@@ -116,7 +128,14 @@ def estimate(
         gaps.join(before, left_on=[*PAIR, "gap_start"], right_on=[*PAIR, "_bts"], how="left")
         .join(after, left_on=[*PAIR, "gap_end"], right_on=[*PAIR, "_ats"], how="left")
         .with_columns(minute_of_day(pl.col("ts") - step))
-        .join(like.with_columns(pl.col("minute") - cfg.interval_minutes), on=[*PAIR, "minute"], how="left")
+        .join(
+            # the like days of the meters with gaps only, averaged per slot
+            like_profile(
+                like.join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
+            ).with_columns(pl.col("minute") - cfg.interval_minutes),
+            on=[*PAIR, "minute"],
+            how="left",
+        )
     )
     gaps = in_outage(gaps, windows, step)
     both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (

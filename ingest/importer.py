@@ -55,8 +55,10 @@ def read_csv(path: Path) -> pl.DataFrame:
             casts[name] = column.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
         elif isinstance(dtype, pl.Boolean):
             casts[name] = column.str.to_lowercase().replace_strict(
-                {"true": True, "1": True, "false": False, "0": False, "": None}, default=None,
-                return_dtype=pl.Boolean)
+                {"true": True, "1": True, "false": False, "0": False, "": None},
+                default=None,
+                return_dtype=pl.Boolean,
+            )
         elif isinstance(dtype, pl.String):
             casts[name] = pl.col(name)
         else:
@@ -65,9 +67,10 @@ def read_csv(path: Path) -> pl.DataFrame:
     for name in READING_SCHEMA:
         if name in ("meter_id", "quantity", "unit", "source"):
             continue
-        if parsed.get_column(name).null_count() > raw.filter(
-            pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
-        ).height:
+        if (
+            parsed.get_column(name).null_count()
+            > raw.filter(pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")).height
+        ):
             line, text = _first_bad(raw, parsed, name)
             raise ImportRefused(
                 f"{path}: column {name}, line {line}: {text!r} is not a {READING_SCHEMA[name]}",
@@ -102,7 +105,12 @@ def read_readings(path: Path) -> pl.DataFrame:
 
 
 def import_readings(
-    data_dir: Path, state: StateStore, path: Path, *, settings: Settings, fleet: Path | None = None,
+    data_dir: Path,
+    state: StateStore,
+    path: Path,
+    *,
+    settings: Settings,
+    fleet: Path | None = None,
     now: dt.datetime | None = None,
 ) -> IngestReport:
     """Check the file, register the fleet file's new meters, land the readings as a batch and

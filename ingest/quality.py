@@ -75,18 +75,13 @@ def _route_meters(state: StateStore, route: str | None) -> list[str] | None:
         return None
     with state.read() as conn:
         ids = [
-            r[0]
-            for r in conn.execute(
-                sa.text("SELECT meter_id FROM meters WHERE route = :r"), {"r": route}
-            )
+            r[0] for r in conn.execute(sa.text("SELECT meter_id FROM meters WHERE route = :r"), {"r": route})
         ]
     return ids
 
 
 def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
-    return {
-        str(k): int(v) for k, v in frame.select(column, "len").iter_rows() if k not in (None, "")
-    }
+    return {str(k): int(v) for k, v in frame.select(column, "len").iter_rows() if k not in (None, "")}
 
 
 def report(
@@ -105,10 +100,7 @@ def report(
         [
             readings.group_by("state").len(),
             readings.filter(pl.col("state") == QUARANTINED).group_by("reason").len(),
-            readings.select(pl.col("flags").str.split(","))
-            .explode("flags")
-            .group_by("flags")
-            .len(),
+            readings.select(pl.col("flags").str.split(",")).explode("flags").group_by("flags").len(),
             readings.filter(pl.col("method").is_not_null()).group_by("method").len(),
             found.group_by("rule").len(),
         ]
@@ -183,9 +175,7 @@ def review_queue(
         )
     )
     return (
-        queue.select(
-            "meter_id", "quantity", "ts", "value", "scale", "unit", "state", "reason", "flags"
-        )
+        queue.select("meter_id", "quantity", "ts", "value", "scale", "unit", "state", "reason", "flags")
         .sort("ts", "meter_id")
         .head(limit)
         .collect()
@@ -207,13 +197,9 @@ def _parse_ts(text: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ReviewError(
-            f"time {text!r} is not ISO 8601", hint="e.g. 2026-11-10T17:00:00Z"
-        ) from exc
+        raise ReviewError(f"time {text!r} is not ISO 8601", hint="e.g. 2026-11-10T17:00:00Z") from exc
     if when.tzinfo is None:
-        raise ReviewError(
-            f"time {text!r} has no zone", hint="end it with Z or an offset such as +07:00"
-        )
+        raise ReviewError(f"time {text!r} has no zone", hint="end it with Z or an offset such as +07:00")
     return when.astimezone(dt.UTC)
 
 
@@ -240,9 +226,7 @@ def decide(
     if action not in ACTIONS:
         raise ReviewError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
     if not reason.strip() or not by.strip():
-        raise ReviewError(
-            "a decision needs a reason and who made it", hint="pass --reason and --by"
-        )
+        raise ReviewError("a decision needs a reason and who made it", hint="pass --reason and --by")
     when = _parse_ts(ts)
     bucket = _bucket(state, meter_id, settings)
     day = local_date(when)
@@ -285,8 +269,7 @@ def decide(
         amount = _decimal(new_value).scaleb(-row["scale"])
         if amount != amount.to_integral_value():
             raise ReviewError(
-                f"new value {new_value} has more decimals than the reading's scale "
-                f"{row['scale']} allows"
+                f"new value {new_value} has more decimals than the reading's scale {row['scale']} allows"
             )
         edited = int(amount)
     after = {"accept": "accepted", "reject": "rejected"}.get(action) or (
@@ -384,5 +367,3 @@ def rollup(data_dir: Path, state: StateStore, *, month: str, by: str = "route") 
         raise ReviewError(f"rollup by {by!r}: choose route or district")
     day_rows = MeasurementStore(data_dir).table(DAILY).scan(DAILY_SCHEMA, month=month)
     return aggregate.rollup(day_rows, load_registry(state).lazy(), by).collect()
-
-

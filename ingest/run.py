@@ -39,7 +39,7 @@ from ingest.accounting import BatchCount, IngestReport, finish, record, tally
 from ingest.codes import ESTIMATED
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
-from ingest.estimate import like_days, like_profile
+from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
@@ -267,11 +267,8 @@ def _vee_partition(
     available = run.readings_days(bucket) - {day}
     likes = like_days(day, available, run.cfg)
     like_frames = [run.readings(d, bucket).filter(pl.col("mwh").is_not_null()) for d in likes]
-    like = like_profile(
-        pl.concat(like_frames, how="vertical_relaxed")
-        if like_frames
-        else pl.LazyFrame(schema=READINGS_SCHEMA)
-    )
+    empty = pl.LazyFrame(schema=READINGS_SCHEMA)
+    like = pl.concat(like_frames, how="vertical_relaxed") if like_frames else empty
     inputs = VeeInputs(
         day=day,
         existing=run.readings(day, bucket),

@@ -54,8 +54,10 @@ def route(
     window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
     kind = pl.col("kind")
     offset = (
-        pl.when(kind == REGISTER).then(pl.lit(window))
-        .when(kind == INTERVAL).then(pl.lit(dt.timedelta(microseconds=1)))
+        pl.when(kind == REGISTER)
+        .then(pl.lit(window))
+        .when(kind == INTERVAL)
+        .then(pl.lit(dt.timedelta(microseconds=1)))
         .otherwise(pl.lit(dt.timedelta(0)))
     )
     routed = (
@@ -74,9 +76,11 @@ def route(
     unknown = routed.filter(pl.col("bucket").is_null())
     if unknown.height:
         ids = unknown.select("meter_id").unique().with_columns(bucket_expr("meter_id", buckets).alias("_b"))
-        routed = routed.join(ids, on="meter_id", how="left").with_columns(
-            bucket=pl.coalesce("bucket", "_b")
-        ).drop("_b")
+        routed = (
+            routed.join(ids, on="meter_id", how="left")
+            .with_columns(bucket=pl.coalesce("bucket", "_b"))
+            .drop("_b")
+        )
     return routed.with_columns(pl.col("bucket").cast(pl.Int32))
 
 

@@ -67,8 +67,10 @@ def parse_calendar(raw: Mapping[str, object], where: str) -> Calendar:
                     raise IngestError(f"{where}: {name} spans overlap at minute {m}")
                 table[m] = bucket
         if None in table:
-            raise IngestError(f"{where}: {name} leaves minute {table.index(None)} without a bucket",
-                              hint="the spans of a day type must cover 00:00-24:00")
+            raise IngestError(
+                f"{where}: {name} leaves minute {table.index(None)} without a bucket",
+                hint="the spans of a day type must cover 00:00-24:00",
+            )
         minutes[name] = tuple(b for b in table if b is not None)
     effective = raw.get("effective_from")
     return Calendar(
@@ -90,8 +92,9 @@ def load_calendars(directory: Path | None = None) -> list[Calendar]:
     return calendars
 
 
-def in_force(calendars: list[Calendar], day: dt.date,
-             effective: Mapping[str, dt.date] | None = None) -> Calendar:
+def in_force(
+    calendars: list[Calendar], day: dt.date, effective: Mapping[str, dt.date] | None = None
+) -> Calendar:
     """The calendar in force on `day`; `effective` gives dates to calendars by id."""
     dated = []
     for calendar in calendars:
@@ -99,6 +102,8 @@ def in_force(calendars: list[Calendar], day: dt.date,
         if start is not None and start <= day:
             dated.append((start, calendar.id, calendar))
     if not dated:
-        raise IngestError(f"no time-of-use calendar is in force on {day}",
-                          hint="add one to fixtures/tou/ with an effective_from on or before it")
+        raise IngestError(
+            f"no time-of-use calendar is in force on {day}",
+            hint="add one to fixtures/tou/ with an effective_from on or before it",
+        )
     return max(dated, key=lambda item: (item[0], item[1]))[2]

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.reading import READING_COLUMNS
+from core.timezones import local_midnight_utc
 from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
@@ -54,7 +56,7 @@ class VeeInputs:
     previous: pl.LazyFrame  # the day before's partition (READINGS_SCHEMA), for registers
     meters: pl.LazyFrame  # registry rows of the bucket, with limits
     history: pl.LazyFrame  # daily rows of the bucket before the day
-    like: pl.LazyFrame  # like-day profile (meter_key, quantity, minute, like_mwh)
+    like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
     decisions: pl.LazyFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key
 
 
@@ -195,7 +197,20 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         day_end_registers(checked, inputs.day, cfg),
         meters.select("meter_key", "capacity_mwh"),
     )
-    estimates = estimate(checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now)
+    # interval series the day before (measured or estimated) of meters still in service
+    day_start = pl.lit(local_midnight_utc(inputs.day)).dt.cast_time_unit("us")
+    expected = (
+        inputs.previous.filter(
+            (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
+        )
+        .select("meter_key", "meter_id", "quantity")
+        .unique()
+        .join(meters, on="meter_key")
+        .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))
+    )
+    estimates = estimate(
+        checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now, expected=expected
+    )
     estimate_rows = estimates.join(
         checked.select("meter_key", "quantity", "unit").unique(["meter_key", "quantity"]),
         on=["meter_key", "quantity"],

@@ -21,7 +21,13 @@ NO_WINDOWS = pl.LazyFrame(
     schema={"meter_key": pl.Int64, "down_ts": pl.Datetime("us", "UTC"), "up_ts": pl.Datetime("us", "UTC")}
 )
 NO_LIKE = pl.LazyFrame(
-    schema={"meter_key": pl.Int64, "quantity": pl.String, "minute": pl.Int32, "like_mwh": pl.Int64}
+    schema={
+        "meter_key": pl.Int64,
+        "quantity": pl.String,
+        "ts": pl.Datetime("us", "UTC"),
+        "mwh": pl.Int64,
+        "state": pl.String,
+    }
 )
 NO_ADVANCE = pl.LazyFrame(schema={"meter_key": pl.Int64, "advance_mwh": pl.Int64})
 
@@ -70,15 +76,13 @@ def test_short_gap_is_interpolated_linearly() -> None:
 
 def test_long_gap_uses_the_like_day_profile() -> None:
     values = {k: 1000 for k in range(1, 97) if not 20 <= k < 40}  # 5 hours missing
-    like = pl.LazyFrame(
-        {
-            "meter_key": [1] * 96,
-            "quantity": [ACTIVE_IMPORT_INTERVAL] * 96,
-            "minute": [15 * k for k in range(1, 97)],
-            "like_mwh": [7 for _ in range(96)],
-        },
-        schema_overrides={"minute": pl.Int32},
-    )
+    # two like days, 6 and 8 mWh in every slot: their mean is 7
+    like = pl.concat(
+        [
+            readings({k: mwh for k in range(1, 97)}).with_columns(pl.col("ts") - dt.timedelta(days=weeks * 7))
+            for weeks, mwh in ((1, 6), (2, 8))
+        ]
+    ).select("meter_key", "quantity", "ts", "mwh", "state")
     result = estimated(readings(values), like=like)
     assert set(result) == set(range(20, 40))
     assert {v for v in result.values()} == {(7, "like_day")}
