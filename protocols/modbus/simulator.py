@@ -96,7 +96,8 @@ class ModbusFleetSimulator:
             if fault.kind is FaultKind.CRC and transport == "tcp":
                 raise FaultSpecError("fault crc needs an RTU transport (serial or rtu+tcp)",
                                      hint="Modbus TCP frames carry no CRC")
-            if fault.kind is FaultKind.EXCEPTION and fault.exception_code not in ExcCodes._value2member_map_:
+            known = {code.value for code in ExcCodes}
+            if fault.kind is FaultKind.EXCEPTION and fault.exception_code not in known:
                 raise FaultSpecError(f"fault exception:{fault.exception_code}: not a Modbus exception code",
                                      hint="use 1-8, 10 or 11")
         self._count = meters
@@ -277,8 +278,10 @@ class ModbusFleetSimulator:
 
     def register_wh(self, meter_id: str, when: dt.datetime | None = None) -> int:
         """The simulated import register of a meter (for checking reads), integer Wh."""
-        meter = next(m for m in self.meters if m.meter_id == meter_id)
-        return meter.load.register_wh(when or self.clock.now())
+        for meter in self.meters:
+            if meter.meter_id == meter_id:
+                return meter.load.register_wh(when or self.clock.now())
+        raise SimulatorError(f"no simulated meter {meter_id!r}", hint="fleet.meters lists the meter ids")
 
 
 def run_fleet(
