@@ -8,4 +8,5 @@ Modules, one concern each:
     transport   pymodbus clients per URL scheme, per-line locks, error translation
     client      read_modbus_meter: one full read of one meter
     registerbank, faults, simulator   the simulated fleet on pymodbus's server
+    nullmodem   two pseudo-terminals bridged, an RTU line without hardware
 """
