@@ -7,6 +7,7 @@ D = 29 is the per-interval "time integral 5" (an energy delta over one capture p
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -75,8 +76,9 @@ class Obis:
         return ValueKind.INSTANT
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical(text: str) -> str:
-    """The canonical spelling of an OBIS code, validated."""
+    """The canonical spelling of an OBIS code, validated (cached: every Reading calls it)."""
     return str(Obis.parse(text))
 
 
