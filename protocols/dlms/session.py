@@ -19,7 +19,7 @@ from decimal import Decimal
 from core.clock import Clock
 from core.meter_url import MeterUrl
 from core.obis import Obis
-from core.reading import STATUS_CLOCK_INVALID, Reading
+from core.reading import SCALE_RANGE, STATUS_CLOCK_INVALID, Reading
 from protocols.dlms import apdu, axdr
 from protocols.dlms.apdu import AttributeRef
 from protocols.dlms.association import ClientAssociation
@@ -30,7 +30,7 @@ from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, Incom
 from protocols.dlms.settings import DlmsMeterSettings
 from protocols.dlms.transport import Transport, open_transport
 from protocols.dlms.units import unit_name
-from protocols.errors import ConnectionLost, MeterTimeout, RemoteProtocolError
+from protocols.errors import BadValue, ConnectionLost, MeterTimeout, RemoteProtocolError
 
 CLOCK_CLASS, REGISTER_CLASS, EXTENDED_REGISTER_CLASS, PROFILE_CLASS, DATA_CLASS = 8, 3, 4, 7, 1
 EVENT_CODE = "0.0.96.11.0.255"
@@ -82,14 +82,19 @@ def _scaled(value: axdr.DlmsValue, scaler: int, what: str) -> tuple[int, int]:
         raise ApduError(f"{what}: value {value!r} is not a number")
     if isinstance(value, int):
         return value, scaler
-    reading = Reading.from_decimal(
-        value.scaleb(scaler),
-        meter_id="x",
-        quantity="1.0.1.8.0.255",
-        ts=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
-        unit="",
-    )
-    return reading.value, reading.scale
+    # A float register: its shortest decimal, digits and exponent kept exactly.
+    sign, digits, exponent = value.scaleb(scaler).normalize().as_tuple()
+    if not isinstance(exponent, int):
+        raise BadValue(f"{what}: value {value} is not a finite number")
+    number = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    if exponent > SCALE_RANGE[1]:
+        number, exponent = number * 10 ** (exponent - SCALE_RANGE[1]), SCALE_RANGE[1]
+    if exponent < SCALE_RANGE[0]:
+        raise BadValue(
+            f"{what}: value {value} needs {-exponent} decimals, more than a reading keeps",
+            hint="the meter reports more precision than the contract's scale range",
+        )
+    return number, exponent
 
 
 def _scaler_unit(value: axdr.DlmsValue, what: str) -> tuple[int, str]:

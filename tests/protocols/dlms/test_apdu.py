@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from decimal import Decimal
 
 import pytest
 from dlms_cosem.protocol import acse, xdlms
@@ -12,7 +13,7 @@ from protocols.dlms import apdu, axdr
 from protocols.dlms.apdu import AttributeRef
 from protocols.dlms.association import ClientAssociation
 from protocols.dlms.errors import AccessDenied, DlmsLocalError
-from protocols.dlms.session import DlmsSession
+from protocols.dlms.session import DlmsSession, _scaled
 from protocols.dlms.settings import DlmsMeterSettings
 from protocols.errors import RemoteProtocolError
 
@@ -114,3 +115,19 @@ def test_any_bytes_to_response_parsers_raise_only_remote_errors(data: bytes) -> 
         ClientAssociation().accept_aare(b"\x61" + data)
     with contextlib.suppress(RemoteProtocolError):
         ClientAssociation().accept_aare(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**9), max_value=10**9),
+    st.integers(-3, 3),
+)
+def test_float_registers_scale_exactly(value: Decimal, scaler: int) -> None:
+    number, scale = _scaled(value, scaler, "test")
+    assert Decimal(number).scaleb(scale) == value.scaleb(scaler)
+
+
+def test_integer_registers_keep_their_scaler() -> None:
+    assert _scaled(123456, -2, "test") == (123456, -2)
+    with pytest.raises(RemoteProtocolError):
+        _scaled(b"\x01", 0, "test")
