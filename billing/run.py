@@ -64,6 +64,37 @@ def _prepare_customers(
     return out, sorted(set(bounds.values()))
 
 
+def _actual_periods(
+    customers: pl.DataFrame, last_period: pl.DataFrame, assignments: pl.DataFrame
+) -> tuple[pl.DataFrame, list[tuple[dt.date, dt.date]]]:
+    """Each customer's period: from the previous bill's end (a changed reading day makes an
+    irregular period) or the first meter's installation (a first bill), to the agreed reading
+    date or the last meter's removal (a last bill)."""
+    usage = assignments.group_by("customer_code").agg(
+        (pl.col("installed_on").min() - pl.duration(days=1)).alias("usage_begin"),
+        pl.when(pl.col("removed_on").is_null().any())
+        .then(None)
+        .otherwise(pl.col("removed_on").max())
+        .alias("usage_end"),
+    )
+    adjusted = (
+        customers.join(last_period.select("customer_code", "prev_end"), on="customer_code", how="left")
+        .join(usage, on="customer_code", how="left")
+        .with_columns(
+            pl.max_horizontal(pl.coalesce("prev_end", "start"), "usage_begin").alias("start"),
+            pl.min_horizontal("end", "usage_end").alias("end"),
+        )
+        .filter(pl.col("start") < pl.col("end"))
+        .drop("prev_end", "usage_begin", "usage_end")
+    )
+    if adjusted.height == 0:
+        raise BillingError(
+            "no customer has a meter in service during the period",
+            hint="check the meters of the usage points (amr customers show CODE)",
+        )
+    return adjusted, sorted(set(adjusted.select("start", "end").unique().iter_rows()))
+
+
 def rate_period(
     data_dir: Path,
     state: StateStore,
@@ -82,7 +113,6 @@ def rate_period(
             hint="import customers with `amr customers import FILE`",
         )
     customers, groups = _prepare_customers(raw, period)
-    first, last = min(g[0] for g in groups), max(g[1] for g in groups)
     store = MeasurementStore(data_dir)
     last_period = (
         sources.latest(sources.bills(store, sources.previous_periods(period, 1)))
@@ -90,17 +120,21 @@ def rate_period(
         .select(
             "customer_code",
             pl.col("period_start").alias("prev_start"),
+            pl.col("period_end").alias("prev_end"),
             pl.col("kwh").alias("prev_kwh"),
             pl.col("estimated").alias("prev_estimated"),
         )
         .collect()
     )
+    assignments = sources.assignments(
+        state, min(g[0] for g in groups) - dt.timedelta(days=62), max(g[1] for g in groups)
+    )
+    customers, groups = _actual_periods(customers, last_period, assignments)
+    first, last = min(g[0] for g in groups), max(g[1] for g in groups)
     earliest = min([first, *last_period["prev_start"].to_list()])
     reads = sources.register_reads(store, earliest, last)
     lazy_customers = customers.lazy()
-    wins = det.windows(
-        lazy_customers, sources.assignments(state, first, last).lazy(), sources.ratios(state).lazy()
-    )
+    wins = det.windows(lazy_customers, assignments.lazy(), sources.ratios(state).lazy())
     # materialise the shared intermediate results once: they feed several branches of the plan
     wins = wins.collect().lazy()
     registers = det.register_energy(wins, reads).collect().lazy()

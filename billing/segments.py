@@ -15,7 +15,6 @@ import polars as pl
 
 from billing.determinants import TOTAL, wh_expr
 from billing.errors import BillingError
-from billing.periods import is_regular, preceding_month_days
 from billing.rating import SEGMENT_COLUMNS
 from billing.tariffs import RESIDENTIAL, TOU_CLASSES, TariffBook
 
@@ -25,6 +24,54 @@ def _boundaries(book: TariffBook, start: dt.date, end: dt.date, classes: tuple[s
         t.effective_from - dt.timedelta(days=1) for c in classes for t in book.changes_within(start, end, c)
     }
     return sorted(b for b in found if start < b < end)
+
+
+def regular_expr() -> pl.Expr:
+    """`billing.periods.is_regular` as an expression over the columns start and end."""
+    start, end = pl.col("start"), pl.col("end")
+    plus = start.dt.offset_by("1mo")  # clipped to the month's length, like add_months
+    month_ends = (start == start.dt.month_end()) & (end == end.dt.month_end()) & (plus.dt.month_end() == end)
+    return (plus == end) | month_ends
+
+
+def month_days_expr() -> pl.Expr:
+    """T: days of the calendar month before the reading date's month."""
+    return pl.col("end").dt.month_start().dt.offset_by("-1d").dt.day().cast(pl.Int64)
+
+
+def _cut_expr(book: TariffBook) -> pl.Expr:
+    """The day whose end splits the row's period (a tariff for its class takes effect the next day)."""
+    expr: pl.Expr = pl.lit(None, pl.Date)
+    for classes in ((RESIDENTIAL,), TOU_CLASSES):
+        for tariff in book.tariffs:
+            if not any(tariff.prices(c) for c in classes):
+                continue
+            boundary = tariff.effective_from - dt.timedelta(days=1)
+            expr = (
+                pl.when(
+                    pl.col("tariff_class").is_in(list(classes))
+                    & (pl.col("start") < boundary)
+                    & (pl.col("end") > boundary)
+                )
+                .then(pl.lit(boundary))
+                .otherwise(expr)
+            )
+    return expr
+
+
+def check_groups(book: TariffBook, groups: list[tuple[dt.date, dt.date]]) -> bool:
+    """Refuse periods holding two price changes; True when some period is split by one."""
+    split = False
+    for start, end in groups:
+        for classes in ((RESIDENTIAL,), TOU_CLASSES):
+            cuts = _boundaries(book, start, end, classes)
+            if len(cuts) > 1:
+                raise BillingError(
+                    f"the period {start} to {end} holds {len(cuts)} price changes",
+                    hint="bill it in two runs with an intermediate reading date",
+                )
+            split = split or bool(cuts)
+    return split
 
 
 def build_segments(
@@ -37,82 +84,70 @@ def build_segments(
 ) -> tuple[pl.LazyFrame, bool]:
     """customers: customer_code, start, end, tariff_class, voltage, h_milli; energy: customer_energy().
 
-    Returns the segments and whether any period was split (some customer has two segments)."""
-    base = customers.join(energy, on="customer_code", how="inner")
-    parts: list[pl.LazyFrame] = []
-    split = False
-    for start, end in groups:
-        group = base.filter((pl.col("start") == start) & (pl.col("end") == end))
-        regular = is_regular(start, end)
-        common = {"period_end": pl.lit(end), "month_days": pl.lit(preceding_month_days(end), pl.Int64)}
-        for classes in ((RESIDENTIAL,), TOU_CLASSES):
-            rows = group.filter(pl.col("tariff_class").is_in(list(classes)))
-            cuts = _boundaries(book, start, end, classes)
-            if len(cuts) > 1:
-                raise BillingError(
-                    f"the period {start} to {end} holds {len(cuts)} price changes",
-                    hint="bill it in two runs with an intermediate reading date",
-                )
-            if not cuts:
-                parts.append(
-                    rows.with_columns(
-                        pl.lit(0, pl.Int32).alias("seg"),
-                        pl.col("start").alias("seg_start"),
-                        pl.col("end").alias("seg_end"),
-                        pl.lit(not regular).alias("prorate"),
-                        **common,
-                    )
-                )
-                continue
-            cut = cuts[0]
-            split = True
-            days, before = (end - start).days, (cut - start).days
-            first = (
-                registers.filter(
-                    (pl.col("quantity") == TOTAL)
-                    & (pl.col("first_date") == pl.col("start"))
-                    & (pl.col("to") == pl.col("end"))
-                )
-                .group_by("customer_code")
-                .agg(pl.col("first_wh").first(), pl.len().alias("n"))
-            )
-            at_cut = reads.filter((pl.col("quantity") == TOTAL) & (pl.col("date") == cut)).select(
-                "meter_id", "value", "scale", "unit"
-            )
-            cut_frame = (
-                rows.join(first.filter(pl.col("n") == 1), on="customer_code", how="left")
-                .join(
-                    registers.filter(pl.col("quantity") == TOTAL)
-                    .select("customer_code", "meter_id", "ratio")
-                    .unique("customer_code", keep="first"),
-                    on="customer_code",
-                    how="left",
-                )
-                .join(at_cut, on="meter_id", how="left")
-                .with_columns(_cut_kwh(before, days).alias("kwh_before"))
-            )
-            for seg, (a, b) in enumerate(((start, cut), (cut, end))):
-                parts.append(
-                    cut_frame.with_columns(
-                        pl.lit(seg, pl.Int32).alias("seg"),
-                        pl.lit(a).alias("seg_start"),
-                        pl.lit(b).alias("seg_end"),
-                        pl.lit(True).alias("prorate"),
-                        (pl.col("kwh_before") if seg == 0 else pl.col("kwh") - pl.col("kwh_before")).alias(
-                            "kwh"
-                        ),
-                        _share("offpeak_kwh", before, days, seg).alias("offpeak_kwh"),
-                        _share("peak_kwh", before, days, seg).alias("peak_kwh"),
-                        **common,
-                    )
-                )
+    `groups` are the distinct (start, end) periods of the customers. Returns the segments and
+    whether any period was split (some customer has two segments)."""
+    split = check_groups(book, groups)
+    base = customers.join(energy, on="customer_code", how="inner").with_columns(
+        _cut_expr(book).alias("cut"),
+        regular_expr().alias("regular"),
+        month_days_expr().alias("month_days"),
+        pl.col("end").alias("period_end"),
+    )
+    whole = base.filter(pl.col("cut").is_null()).with_columns(
+        pl.lit(0, pl.Int32).alias("seg"),
+        pl.col("start").alias("seg_start"),
+        pl.col("end").alias("seg_end"),
+        (~pl.col("regular")).alias("prorate"),
+    )
     columns = list(SEGMENT_COLUMNS)
-    return pl.concat([p.select(columns) for p in parts], how="vertical").cast(
-        pl.Schema(SEGMENT_COLUMNS)
-    ), split
+    parts = [whole.select(columns)]
+    if split:
+        first = (
+            registers.filter(
+                (pl.col("quantity") == TOTAL)
+                & (pl.col("first_date") == pl.col("start"))
+                & (pl.col("to") == pl.col("end"))
+            )
+            .group_by("customer_code")
+            .agg(
+                pl.col("first_wh").first(),
+                pl.col("meter_id").first(),
+                pl.col("ratio").first(),
+                pl.len().alias("n"),
+            )
+            .filter(pl.col("n") == 1)
+            .drop("n")
+        )
+        at_cut = reads.filter(pl.col("quantity") == TOTAL).select(
+            "meter_id", "date", "value", "scale", "unit"
+        )
+        cut = (
+            base.filter(pl.col("cut").is_not_null())
+            .join(first, on="customer_code", how="left")
+            .join(at_cut, left_on=["meter_id", "cut"], right_on=["meter_id", "date"], how="left")
+            .with_columns(
+                (pl.col("end") - pl.col("start")).dt.total_days().alias("days"),
+                (pl.col("cut") - pl.col("start")).dt.total_days().alias("before"),
+            )
+            .with_columns(_cut_kwh().alias("kwh_before"))
+        )
+        for seg in (0, 1):
+            parts.append(
+                cut.with_columns(
+                    pl.lit(seg, pl.Int32).alias("seg"),
+                    (pl.col("start") if seg == 0 else pl.col("cut")).alias("seg_start"),
+                    (pl.col("cut") if seg == 0 else pl.col("end")).alias("seg_end"),
+                    pl.lit(True).alias("prorate"),
+                    (pl.col("kwh_before") if seg == 0 else pl.col("kwh") - pl.col("kwh_before")).alias("kwh"),
+                    _share("offpeak_kwh", seg).alias("offpeak_kwh"),
+                    _share("peak_kwh", seg).alias("peak_kwh"),
+                ).select(columns)
+            )
+    return pl.concat(parts, how="vertical").cast(pl.Schema(SEGMENT_COLUMNS)), split
 
 
-def _cut_kwh(before: int, days: int) -> pl.Expr:
+def _cut_kwh() -> pl.Expr:
+    days, before = pl.col("days"), pl.col("before")
     by_days = (2 * pl.col("kwh") * before + days) // (2 * days)
     at_register = (
         ((wh_expr(pl.col("value"), pl.col("scale"), pl.col("unit")) // 1000) - pl.col("first_wh") // 1000)
@@ -124,6 +159,7 @@ def _cut_kwh(before: int, days: int) -> pl.Expr:
     return pl.when(usable).then(at_register).otherwise(by_days)
 
 
-def _share(column: str, before: int, days: int, seg: int) -> pl.Expr:
+def _share(column: str, seg: int) -> pl.Expr:
+    days, before = pl.col("days"), pl.col("before")
     first = (2 * pl.col(column) * before + days) // (2 * days)
     return first if seg == 0 else pl.col(column) - first

@@ -163,3 +163,59 @@ def test_price_change_inside_the_period_splits_at_the_meters_snapshot(world: Any
     assert len(json.loads(one["lines"])) == 12
     # P2 has no snapshot on the change date: energy split by days, 310 x 9/31 = 90 old, 220 new
     assert got["PD05000000002"]["total_amount"] == 753_517 + 75_352
+
+
+def test_first_bill_and_changed_reading_day_are_irregular_periods(world: Any) -> None:
+    world.customers(
+        [
+            {"customer_code": "PD06000000001", "meter_id": "F1", "installed_on": "2026-11-16"},
+            {
+                "customer_code": "PD06000000002",
+                "meter_id": "F2",
+                "installed_on": "2025-01-01",
+                "reading_day": "15",
+                "effective_from": "2025-01-01",
+            },
+        ]
+    )
+    # the reading day of PD06000000002 moves to the month's end from November
+    world.customers(
+        [
+            {
+                "customer_code": "PD06000000002",
+                "meter_id": "F2",
+                "installed_on": "2025-01-01",
+                "reading_day": "0",
+                "effective_from": "2026-11-01",
+            }
+        ]
+    )
+    world.reads(
+        [
+            ("F1", D(2026, 11, 15), TOTAL, 0),
+            ("F1", NOV, TOTAL, 100_000),
+            ("F2", D(2026, 9, 15), TOTAL, 0),
+            ("F2", D(2026, 10, 15), TOTAL, 200_000),
+            ("F2", NOV, TOTAL, 500_000),
+        ]
+    )
+    run_bills(world.data_dir, world.state, period="2026-10", settings=world.settings)
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    got = {r["customer_code"]: r for r in bills(world).filter(pl.col("period") == "2026-11").to_dicts()}
+    # first bill: (11-15, 11-30] = 15 days, T = 31: quotas 24/24/48/48/48;
+    # 24x1984 + 24x2050 + 48x2380 + 4x2998 = 223,048; VAT 8% 17,843.84
+    first = got["PD06000000001"]
+    assert (first["period_start"], first["kwh"], first["total_amount"]) == (
+        D(2026, 11, 15),
+        100,
+        223_048 + 17_844,
+    )
+    # changed reading day: (10-15, 11-30] = 46 days, T = 31: quotas 74/74/148/148/148;
+    # 300 kWh: 74x1984 + 74x2050 + 148x2380 + 4x2998 = 662,748; VAT 8% 53,019.84
+    moved = got["PD06000000002"]
+    assert (moved["period_start"], moved["kwh"], moved["total_amount"]) == (
+        D(2026, 10, 15),
+        300,
+        662_748 + 53_020,
+    )
+    assert [line["quota_kwh"] for line in json.loads(moved["lines"])][:3] == [74, 74, 148]
