@@ -157,6 +157,7 @@ print(report.issued)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_issuing_at_once_share_one_gap_free_series(world: Any) -> None:
     import subprocess
     import sys
