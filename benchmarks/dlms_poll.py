@@ -118,6 +118,11 @@ class Simulators:
         self._dir.cleanup()
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _range() -> tuple[dt.datetime, dt.datetime]:
     now = dt.datetime.now(dt.UTC)
     end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) - dt.timedelta(minutes=15)
@@ -260,11 +265,14 @@ def main() -> None:
             f"DLMS in flight: {in_flight} sessions at once, {args.latency * 1000:.0f} ms latency per answer, "
             f"{min(in_flight, 1000)} meters in {processes} simulator process(es)"
         )
+        before = _children_cpu()
         with Simulators(min(in_flight, 1000), latency=args.latency, processes=processes) as sims:
             cpu, wall, errors = asyncio.run(run_ours(sims.urls, in_flight, in_flight, timeout=120))
+        simulator_ms = (_children_cpu() - before) * 1000 / in_flight
         print(
             f"  {in_flight} sessions in {wall:.1f} s ({in_flight / wall:.1f} sessions/s), "
-            f"{cpu * 1000 / in_flight:.2f} client CPU ms/session, errors {dict(errors) or 0}"
+            f"{cpu * 1000 / in_flight:.2f} client CPU ms/session, "
+            f"{simulator_ms:.2f} simulator CPU ms/session, errors {dict(errors) or 0}"
         )
         if errors:
             raise SystemExit(1)
