@@ -87,7 +87,7 @@ def quote(
         )
     table.add_section()
     table.add_row("subtotal", "", "", "", _vnd(result.amount_before_vat))
-    table.add_row(f"VAT {result.vat_rate * 100:g}%", "", "", "", _vnd(result.vat_amount))
+    table.add_row(f"VAT {(result.vat_rate * 100).normalize():f}%", "", "", "", _vnd(result.vat_amount))
     table.add_row("total", "", "", "", _vnd(result.total_amount))
     console.print(table)
 
