@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=2000, help="fleet size, half DLMS and half Modbus")
     parser.add_argument("--latency", type=float, default=0.3, help="simulated DLMS line latency, seconds")
     parser.add_argument("--threads", type=int, default=64, help="baseline thread pool size")
+    parser.add_argument("--concurrency", type=int, default=0, help="sessions in flight (0: the whole fleet)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     meters_total = 100 if args.quick else args.meters
@@ -212,7 +213,8 @@ def main() -> None:
             state, meters = register(work, files)
             now = dt.datetime.now(dt.UTC)
             since = now - dt.timedelta(days=1)
-            settings = HeadendSettings(concurrency=max(1, len(meters)), per_line=1, session_timeout_s=120,
+            in_flight = args.concurrency or len(meters)
+            settings = HeadendSettings(concurrency=in_flight, per_line=1, session_timeout_s=120,
                                        retries=1, backoff_s=0.5)
             cpu, began = cpu_seconds(), time.perf_counter()
             report = asyncio.run(poll_meters(state, work / "data", meters, settings=settings, since=since,
