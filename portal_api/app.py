@@ -199,9 +199,9 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         if not client_id or not secret or len(client_id) > 64 or len(secret) > 256:
             raise Unauthenticated("client_id and client_secret are required",
                                   hint="send them as form fields or HTTP Basic")
+        limiter.take(f"client:{client_id}")  # before scrypt, so guessing is slow and cheap for us
         # scrypt is slow on purpose; keep it off the event loop.
         client = await asyncio.to_thread(clients.authenticate_client, state, client_id, secret)
-        limiter.take(f"client:{client.client_id}")
         access = tokens.issue(key, "client", client.client_id, ttl_s=auth.CLIENT_TTL_S)
         return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": auth.CLIENT_TTL_S},
                             headers={"Cache-Control": "no-store"})

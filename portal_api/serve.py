@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from core.config import Settings, load_settings
+from core.config import PortalSettings, Settings, load_settings
 from portal_api.app import create_app
+from portal_api.errors import NotConfigured
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def app_from_environment() -> FastAPI:
@@ -23,6 +26,12 @@ def app_from_environment() -> FastAPI:
 
 def serve(settings: Settings, *, workers: int = 1, access_log: bool = False) -> None:
     """Serve until interrupted. With several workers each process follows the snapshots itself."""
+    placeholder = PortalSettings.model_fields["signing_key"].default.get_secret_value()
+    if settings.portal.signing_key.get_secret_value() == placeholder and settings.portal.host not in LOOPBACK:
+        raise NotConfigured(
+            f"portal.signing_key is still the placeholder, and {settings.portal.host} is not loopback",
+            hint="set a long random portal.signing_key in amr.toml (or AMR_PORTAL__SIGNING_KEY)",
+        )
     if workers == 1:
         uvicorn.run(create_app(settings), host=settings.portal.host, port=settings.portal.port,
                     access_log=access_log, log_level="warning")

@@ -199,6 +199,7 @@ class ServingSnapshot:
         def loop() -> None:
             while not self._stop.is_set():
                 self.refresh()
+                self.sweep()
                 self._stop.wait(interval_s)
 
         self._thread = threading.Thread(target=loop, name="portal-serving-refresh", daemon=True)

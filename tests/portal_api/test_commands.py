@@ -92,3 +92,10 @@ def test_publish_without_configuration_says_what_to_set(env: Path) -> None:
 def test_docs_openapi_json_matches_the_app() -> None:
     kept = (REPO / "docs" / "openapi.json").read_text("utf-8")
     assert kept == render(openapi_document()), "run `amr portal openapi` and commit docs/openapi.json"
+
+
+def test_serve_refuses_the_placeholder_key_beyond_loopback(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("AMR_DATA_DIR", str(tmp_path / "data"))
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])  # noqa: S104 (refused before binding)
+    assert result.exit_code == 1 and "signing_key" in result.output

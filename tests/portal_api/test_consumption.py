@@ -45,7 +45,7 @@ def _reference(months: list[MonthOfDays], span: DateRange, monthly: bool) -> dic
     return sums
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(months_of_days(), st.integers(0, 89), st.integers(0, 89), st.booleans())
 def test_points_add_up_like_the_reference(months: list[MonthOfDays], a: int, b: int, monthly: bool) -> None:
     first = dt.date(2026, 1, 1)
