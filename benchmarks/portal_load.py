@@ -161,14 +161,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--duration", type=int, default=None, help="seconds per step (default 10, quick 2)")
-    parser.add_argument("--connections", default=None, help="comma-separated steps (default 1,4,16,32,64)")
+    parser.add_argument("--connections", default=None,
+                        help="connection steps (default 1,4,16,32,64; quick 1,16)")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse a synthetic installation here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     customers = args.customers or (20_000 if args.quick else 2_800_000)
     duration = args.duration or (2 if args.quick else 10)
-    steps = [int(c) for c in (args.connections or ("1,8,32" if args.quick else "1,4,16,32,64")).split(",")]
+    steps = [int(c) for c in (args.connections or ("1,16" if args.quick else "1,4,16,32,64")).split(",")]
     data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"amr-portal-bench-{customers}-{args.buckets}"
     marker = data_dir / "bench-ready.json"
     if args.quick and args.data_dir is None and data_dir.exists() and not marker.exists():
