@@ -138,3 +138,31 @@ def resolve_hold(
             },
         )
     return {"bill_id": bill_id, "version": hold[0], "status": status, "adjusted_kwh": adjusted_kwh}
+
+
+def clear_holds(state: StateStore, period: str, drafts: pl.DataFrame) -> int:
+    """Close open holds whose bill no longer needs one (e.g. the missing reading arrived)."""
+    with state.read() as conn:
+        open_rows = conn.execute(
+            sa.text("SELECT bill_id, version FROM bill_holds WHERE period = :p AND status = 'open'"),
+            {"p": period},
+        ).fetchall()
+    if not open_rows:
+        return 0
+    opened = pl.DataFrame(
+        [tuple(r) for r in open_rows], orient="row", schema={"bill_id": pl.String, "version": pl.Int32}
+    )
+    cleared = opened.join(
+        drafts.select("bill_id", pl.col("version").cast(pl.Int32)), on=["bill_id", "version"]
+    )
+    if cleared.height:
+        with state.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE bill_holds SET status = 'cleared', resolution = 'no longer applies', "
+                    "resolved_by = 'bill run', resolved_at = :at "
+                    "WHERE bill_id = :bill_id AND version = :version AND status = 'open'"
+                ),
+                [{**r, "at": dt.datetime.now(dt.UTC)} for r in cleared.to_dicts()],
+            )
+    return cleared.height

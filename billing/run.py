@@ -19,7 +19,7 @@ import polars as pl
 from billing import determinants as det
 from billing import sources
 from billing.errors import BillingError
-from billing.holds import UNUSUAL_FACTOR, hold_reasons, record_holds, resolutions
+from billing.holds import UNUSUAL_FACTOR, clear_holds, hold_reasons, record_holds, resolutions
 from billing.periods import period_bounds
 from billing.rating import check_priced, rate
 from billing.segments import build_segments
@@ -292,5 +292,6 @@ def run_bills(
         table.write_partitions(frames)
         report.partitions = len(frames)
         record_holds(state, changed.filter(pl.col("status") == "held"))
+        clear_holds(state, period, changed.filter(pl.col("status") == "draft"))
     report.seconds = time.perf_counter() - started
     return report

@@ -70,3 +70,15 @@ def test_consumption_far_above_history_is_held(world: Any) -> None:
     assert got["PD04000000002"][0] == "held"  # 900 kWh after 200, 200: above 3x
     [hold] = list_holds(world.state, period="2026-11")
     assert hold["reasons"] == "unusual-consumption"
+
+
+def test_a_hold_clears_when_the_missing_reading_arrives(world: Any) -> None:
+    world.customers([{"customer_code": "PD04000000009", "meter_id": "Z9", "installed_on": "2025-01-01"}])
+    world.reads([("Z9", OCT, TOTAL, 0)])
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    assert [h["bill_id"] for h in list_holds(world.state, period="2026-11")] == ["2026-11-PD04000000009"]
+    world.reads([("Z9", NOV, TOTAL, 123_000)])
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    assert list_holds(world.state, period="2026-11") == []
+    assert [h["status"] for h in list_holds(world.state, period="2026-11", status="all")] == ["cleared"]
+    assert statuses(world)["PD04000000009"][0] == "draft"
