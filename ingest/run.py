@@ -277,7 +277,7 @@ def _vee_partition(
         meters=run.meters(bucket),
         history=run.daily_history(day, bucket),
         like=like,
-        decisions=run.decisions.lazy().filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
+        decisions=run.decisions.filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
     )
     vee = plan(inputs, run.cfg, run.now)
     readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)

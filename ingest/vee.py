@@ -57,7 +57,7 @@ class VeeInputs:
     meters: pl.LazyFrame  # registry rows of the bucket, with limits
     history: pl.LazyFrame  # daily rows of the bucket before the day
     like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
-    decisions: pl.LazyFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key
+    decisions: pl.DataFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key (few)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,10 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         ],
         how="vertical_relaxed",
     )
-    merged = classify(apply_edits(merged, inputs.decisions))
+    # decisions are few and known before the plan: without any, their joins are left out
+    decided = inputs.decisions.height > 0
+    merged = apply_edits(merged, inputs.decisions.lazy()) if decided else merged.with_columns(_edited=False)
+    merged = classify(merged)
     merged = dedupe(merged).cache()  # branch point: used for the rules and the accounting
     # the previous day's last register values, so a decrease across midnight is seen
     context = (
@@ -185,7 +188,14 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         .with_columns(reason=pl.lit(None, pl.String), flags=pl.lit(""))
         .cache()
     )
-    checked = apply_decisions(validate(rows, cfg, now), inputs.decisions).filter(~pl.col("_context"))
+    validated = validate(rows, cfg, now)
+    if decided:
+        validated = apply_decisions(validated, inputs.decisions.lazy())
+    else:
+        validated = validated.with_columns(
+            state=pl.when(pl.col("reason").is_not_null()).then(pl.lit(QUARANTINED)).otherwise(pl.lit(VALID))
+        )
+    checked = validated.filter(~pl.col("_context"))
     checked = checked.with_columns(
         reason=pl.when(pl.col("state") == VALID).then(None).otherwise(pl.col("reason")),
         flags=pl.col("flags").str.strip_prefix(","),
@@ -211,11 +221,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     estimates = estimate(
         checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now, expected=expected
     )
-    estimate_rows = estimates.join(
-        checked.select("meter_key", "quantity", "unit").unique(["meter_key", "quantity"]),
-        on=["meter_key", "quantity"],
-        how="left",
-    ).select(
+    estimate_rows = estimates.select(
         "meter_key",
         "meter_id",
         "quantity",
