@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from core.clock import VirtualClock
 from core.meter_url import MeterUrl
-from protocols.dlms.counters import MemoryCounterStore
-from protocols.dlms.errors import DlmsLocalError
+from core.state import StateStore
+from protocols.dlms.counters import MemoryCounterStore, StateCounterStore
+from protocols.dlms.errors import DlmsAuthenticationFailed, DlmsLocalError
 from protocols.dlms.reader import DEFAULT_QUANTITIES, read_dlms_meter, recover_invocation_counter
 from protocols.dlms.simulator.fleet import DlmsFleetSimulator
 
@@ -105,3 +107,27 @@ def test_a_meter_that_inverts_the_deviation_is_read_right_with_its_named_model()
 def test_without_the_setting_the_inverted_clock_is_off_by_fourteen_hours() -> None:
     readings = _inverted_meter_read("generic")
     assert readings[0].value == 14 * 3600 * 1000
+
+
+def test_a_restarted_head_end_never_reuses_a_counter(tmp_path: Path) -> None:
+    async def body() -> None:
+        clock = VirtualClock(START)
+        async with DlmsFleetSimulator(1, clock=clock, auth="hls-gmac") as fleet:
+            url = MeterUrl.parse(fleet.meters[0].url)
+            for _ in range(2):  # each pass is a fresh process's store on the same state.db
+                durable = StateCounterStore(StateStore.open(tmp_path), block=10)
+                await read_dlms_meter(
+                    url, "M1", clock=clock, secrets=fleet.secrets, counters=durable, clock_only=True
+                )
+            # A store that forgets (counters from 1 again) is refused by the meter as a replay.
+            with pytest.raises(DlmsAuthenticationFailed):
+                await read_dlms_meter(
+                    url,
+                    "M1",
+                    clock=clock,
+                    secrets=fleet.secrets,
+                    counters=MemoryCounterStore(),
+                    clock_only=True,
+                )
+
+    asyncio.run(body())
