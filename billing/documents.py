@@ -219,6 +219,33 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One worker's share of a period's documents (picklable)."""
+
+    directory: Path
+    period: str
+    seller: Seller
+    pdf: bool
+    items: list[
+        tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any], list[tuple[str, int]]]
+    ]
+
+
+def _render(job: _Job) -> int:
+    for bill, invoice, previous, buyer, past in job.items:
+        stem = job.directory / f"{bill['bill_id']}-v{bill['version']}"
+        _write(stem.with_suffix(".html"), render_html(bill, invoice, job.seller, buyer, past).encode("utf-8"))
+        root = build_invoice(bill, invoice, job.seller, buyer, previous=previous)
+        validate(root)
+        if job.seller.can_sign:
+            root = sign(root, job.seller)
+        _write(stem.with_suffix(".xml"), to_bytes(root))
+        if job.pdf:
+            _write(stem.with_suffix(".pdf"), render_pdf(bill, invoice, job.seller, buyer, past))
+    return len(job.items)
+
+
 def write_documents(
     data_dir: Path,
     state: StateStore,
@@ -227,51 +254,52 @@ def write_documents(
     pdf: bool = False,
     bill_ids: list[str] | None = None,
     seller: Seller | None = None,
+    workers: int = 1,
 ) -> DocumentsReport:
     """HTML and e-invoice XML (signed when the seller has a key) of every issued bill version of the
-    period; PDF too when asked. Rewrites are harmless: the content depends only on stored data."""
+    period; PDF too when asked; on `workers` processes. Rewrites are harmless: the content
+    depends only on stored data."""
     started = time.perf_counter()
     seller = seller or load_seller(data_dir)
     store = MeasurementStore(data_dir)
     issued = invoices(state, period)
     if bill_ids is not None:
         issued = issued.filter(pl.col("bill_id").is_in(bill_ids))
-    report = DocumentsReport(
-        period=period, signed=seller.can_sign, pdf=pdf, directory=data_dir / "documents" / period
-    )
+    directory = data_dir / "documents" / period
+    report = DocumentsReport(period=period, signed=seller.can_sign, pdf=pdf, directory=directory)
     if issued.height == 0:
         return report
     all_bills = sources.bills(store, [period]).collect()
     bills = all_bills.join(issued, on=["bill_id", "version"], how="inner")
-    dates = issued.select("bill_id", "version", pl.col("invoice_date").alias("refers_date"))
+    # the version before a correction, and its invoice date, beside each bill
+    previous_rows = all_bills.join(
+        issued.select("bill_id", "version", "invoice_date"), on=["bill_id", "version"], how="left"
+    ).with_columns((pl.col("version") + 1).alias("next_version"))
+    previous_by_key = {
+        (r["bill_id"], r["next_version"]): r
+        for r in previous_rows.filter(
+            pl.col("bill_id").is_in(bills.filter(pl.col("version") > 1)["bill_id"].implode())
+        ).to_dicts()
+    }
     history = _history(store, period)
     buyers = _buyers(state)
-    assert report.directory is not None
-    report.directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    items = []
     for bill in bills.to_dicts():  # one document per bill: rendering is inherently per customer
         invoice = {k: bill[k] for k in ("template", "series", "number", "invoice_date", "kind", "refers_to")}
-        previous = None
-        if bill["version"] > 1:
-            prior = all_bills.filter(
-                (pl.col("bill_id") == bill["bill_id"]) & (pl.col("version") == bill["version"] - 1)
-            )
-            previous = prior.row(0, named=True) if prior.height else None
-            ref = dates.filter(
-                (pl.col("bill_id") == bill["bill_id"]) & (pl.col("version") == bill["version"] - 1)
-            )
-            invoice["refers_date"] = ref["refers_date"][0] if ref.height else None
-        buyer = buyers.get(bill["customer_code"], {})
+        previous = previous_by_key.get((bill["bill_id"], bill["version"]))
+        if previous is not None:
+            invoice["refers_date"] = previous["invoice_date"]
         past = [*history.get(bill["customer_code"], []), (period, bill["kwh"])]
-        stem = report.directory / f"{bill['bill_id']}-v{bill['version']}"
-        _write(stem.with_suffix(".html"), render_html(bill, invoice, seller, buyer, past).encode("utf-8"))
-        root = build_invoice(bill, invoice, seller, buyer, previous=previous)
-        validate(root)
-        if seller.can_sign:
-            root = sign(root, seller)
-        _write(stem.with_suffix(".xml"), to_bytes(root))
-        if pdf:
-            _write(stem.with_suffix(".pdf"), render_pdf(bill, invoice, seller, buyer, past))
-        report.documents += 1
+        items.append((bill, invoice, previous, buyers.get(bill["customer_code"], {}), past))
+    if workers <= 1 or len(items) < 200:
+        report.documents = _render(_Job(directory, period, seller, pdf, items))
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [_Job(directory, period, seller, pdf, items[i::workers]) for i in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            report.documents = sum(pool.map(_render, jobs))
     report.seconds = time.perf_counter() - started
     return report
 

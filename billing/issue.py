@@ -13,6 +13,7 @@ the difference), referencing the original.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,6 @@ def issue_and_document(
     )
     report = IssueAndDocumentsReport(**vars(base))
     if documents and not dry_run:
-        written = write_documents(data_dir, state, period=period)
+        written = write_documents(data_dir, state, period=period, workers=os.cpu_count() or 1)
         report.documents, report.signed = written.documents, written.signed
     return report

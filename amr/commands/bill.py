@@ -243,14 +243,19 @@ def documents(
     period: Period,
     pdf: Annotated[bool, typer.Option("--pdf", help="also render PDF")] = False,
     bill_id: Annotated[list[str] | None, typer.Option("--bill", help="only these bills")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="processes (default: every core)")] = 0,
 ) -> None:
     """(Re)write the HTML, e-invoice XML and optionally PDF of a period's issued bills.
 
     Example: amr bill documents --period 2026-11 --pdf --bill 2026-11-PD01000000001
     """
+    import os
+
     from billing.documents import write_documents
 
-    report = write_documents(data_dir(), state(), period=period, pdf=pdf, bill_ids=bill_id)
+    report = write_documents(
+        data_dir(), state(), period=period, pdf=pdf, bill_ids=bill_id, workers=workers or os.cpu_count() or 1
+    )
     console.print(
         f"{report.documents} bill(s) written to {report.directory} "
         f"({'signed' if report.signed else 'unsigned'} XML{', PDF' if pdf else ''}) "

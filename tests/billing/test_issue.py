@@ -8,7 +8,9 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from lxml import etree
 
+from billing.documents import write_documents
 from billing.errors import InvoiceError
 from billing.holds import list_holds, resolve_hold
 from billing.issue import issue_bills
@@ -102,6 +104,12 @@ def test_correction_after_issue_is_a_replacement_invoice_referencing_the_origina
     with world.state.read() as conn:
         refers = conn.execute(sa.text("SELECT refers_to FROM invoices WHERE number = 3")).scalar_one()
     assert refers == original["invoice_no"]
+    written = write_documents(world.data_dir, world.state, period="2026-11")
+    assert written.documents == 3  # two originals and the replacement
+    xml = etree.parse(str(world.data_dir / "documents" / "2026-11" / "2026-11-PD01000000002-v2.xml"))
+    assert xml.findtext("DLHDon/TTChung/TTHDLQuan/TCHDon") == "1"
+    assert xml.findtext("DLHDon/TTChung/TTHDLQuan/SHDCLQuan") == original["invoice_no"][-8:]
+    assert xml.findtext("DLHDon/TTChung/TTHDLQuan/NLHDCLQuan") == "2026-12-01"
 
 
 def test_held_bills_wait_until_released_with_a_reason(world: Any) -> None:
