@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from billing.customers import import_customers
+from billing.issue import issue_bills
 from billing.run import run_bills
 from core.clock import VirtualClock
 from core.config import Settings
@@ -48,6 +49,7 @@ class DemoSummary:
     quarantined: int = 0
     estimates: int = 0
     bills: int = 0
+    issued: int = 0
     held: int = 0
     total_vnd: int = 0
     published: int = 0
@@ -125,6 +127,11 @@ def run_demo(
     summary.held = bills.held
     summary.total_vnd = bills.total_vnd
     progress(f"rated {bills.bills} bills")
+    # Invoices are dated the day after the reading day (the rules allow up to the 7th).
+    issued = issue_bills(
+        settings.data_dir, state, period=period, settings=settings, invoice_date=_month_bounds(period)[1]
+    )
+    summary.issued = issued.issued + issued.already_issued
     summary.seconds["bill"] = time.perf_counter() - started - sum(summary.seconds.values())
 
     with run_intake_standin(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET) as intake:

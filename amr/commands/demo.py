@@ -38,7 +38,7 @@ def demo(
         ("duplicates dropped", f"{summary.duplicates:,}"),
         ("readings quarantined", f"{summary.quarantined:,}"),
         ("estimates made", f"{summary.estimates:,}"),
-        ("bills", f"{summary.bills:,} ({summary.held} on hold)"),
+        ("bills", f"{summary.bills:,} ({summary.held} on hold, {summary.issued:,} issued)"),
         ("total (VND, VAT incl.)", f"{summary.total_vnd:,}"),
         ("published to the portal", f"{summary.published:,} (stand-in kept {summary.portal_kept})"),
     ]

@@ -47,9 +47,15 @@ def read(
     meter_url = MeterUrl.parse(url)
     secrets = None
     if "key" in meter_url.params:
+        from headend.dlms_session import secrets_for
         from headend.keystore import KeyStore
+        from headend.registry import Meter
 
-        secrets = KeyStore.from_settings(settings().headend).resolve
+        # a meter read by hand is not in the registry; it only needs an id and its address
+        unregistered = Meter(
+            meter_id=meter_id, meter_key=0, url=meter_url, protocol=meter_url.protocol, bucket=0
+        )
+        secrets = secrets_for(unregistered, KeyStore(settings().headend.key_file))
     readings = asyncio.run(
         read_meter(
             meter_url, meter_id, quantities=quantity or None, profile=profile,
