@@ -280,7 +280,7 @@ def main() -> None:
     )
     import tempfile
 
-    e2e_n = 20_000 if args.quick else 300_000
+    e2e_n = 20_000 if args.quick else 200_000
     with tempfile.TemporaryDirectory() as tmp:
         e2e = end_to_end(e2e_n, Path(tmp))
     print(
