@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
         if kind == "customer":
             return CUSTOMER_RATE_PER_S
         if time.monotonic() - rates_read[0] > 30 or subject not in rates:
-            rates.update(clients.client_rates(state))
+            rates.update(clients.client_rates(reader))
             rates_read[0] = time.monotonic()
         return float(rates.get(subject, 1))
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from core.state import StateStore
 from portal_api.errors import Conflict, InvalidRequest, Unauthenticated
+from portal_api.reading import StoreReader
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -101,10 +102,9 @@ def authenticate_client(state: StateStore, client_id: str, client_secret: str) -
                       disabled=bool(row.disabled))
 
 
-def client_rates(state: StateStore) -> dict[str, int]:
-    with state.read() as conn:
-        rows = conn.execute(sa.text("SELECT client_id, rate_per_s FROM portal_clients")).all()
-    return {r.client_id: r.rate_per_s for r in rows}
+def client_rates(reader: StoreReader) -> dict[str, int]:
+    rows = reader.rows("SELECT client_id, rate_per_s FROM portal_clients", {})
+    return {cid: int(rate) for cid, rate in rows}
 
 
 def list_clients(state: StateStore) -> list[ClientInfo]:
