@@ -354,26 +354,37 @@ class DlmsSession:
             if status_index is not None
             else [0] * len(stamps)
         )
+        # Per row once: time, status bits, and whether it lies in the range asked for.
+        rows = [
+            (
+                ts,
+                status | (STATUS_CLOCK_INVALID if clock_status & CLOCK_STATUS_INVALID else 0),
+                start <= ts <= end,
+            )
+            for (ts, clock_status), status in zip(stamps, statuses, strict=True)
+        ]
         readings: list[Reading] = []
+        append, meter_id, source = readings.append, self.meter_id, self.source
         for index, column in value_columns:
             scaler, unit = self._scalers[column.obis]
             code = Obis.parse(column.obis)
             delta_code = str(Obis(code.a, code.b, code.c, 29, code.e, code.f)) if code.d == 8 else None
+            what = f"{self.where} {profile} {column.obis}"
+            quantity = column.obis
             previous: tuple[dt.datetime, int] | None = None
-            for (ts, clock_status), cell, status in zip(stamps, data[index], statuses, strict=True):
-                number, scale = _scaled(cell, scaler, f"{self.where} {profile} {column.obis}")
-                row_status = status | (STATUS_CLOCK_INVALID if clock_status & CLOCK_STATUS_INVALID else 0)
-                if start <= ts <= end:
-                    readings.append(
+            for (ts, row_status, wanted), cell in zip(rows, data[index], strict=True):
+                number, scale = (cell, scaler) if type(cell) is int else _scaled(cell, scaler, what)
+                if wanted:
+                    append(
                         Reading(
-                            meter_id=self.meter_id,
-                            quantity=column.obis,
+                            meter_id=meter_id,
+                            quantity=quantity,
                             ts=ts,
                             value=number,
                             scale=scale,
                             unit=unit,
                             status=row_status,
-                            source=self.source,
+                            source=source,
                             read_at=read_at,
                         )
                     )
@@ -385,16 +396,16 @@ class DlmsSession:
                         and ts - lead >= start
                         and number >= previous[1]
                     ):
-                        readings.append(
+                        append(
                             Reading(
-                                meter_id=self.meter_id,
+                                meter_id=meter_id,
                                 quantity=delta_code,
                                 ts=ts,
                                 value=number - previous[1],
                                 scale=scale,
                                 unit=unit,
                                 status=row_status,
-                                source=self.source,
+                                source=source,
                                 read_at=read_at,
                             )
                         )
