@@ -36,6 +36,7 @@ CLOCK_CLASS, REGISTER_CLASS, EXTENDED_REGISTER_CLASS, PROFILE_CLASS, DATA_CLASS 
 EVENT_CODE = "0.0.96.11.0.255"
 SHIFT_TIME_METHOD = 6
 MAX_SHIFT_S = 900
+MAX_INTERVAL_S = 3600  # longest capture period whose row differences are emitted as D=29 deltas
 LIST_CHUNK = 24  # attributes per GET-WITH-LIST at most; fewer if the meter's PDU is small
 
 
@@ -293,7 +294,8 @@ class DlmsSession:
         return columns, period if isinstance(period, int) else 0
 
     async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
-        """Rows captured in [start, end]: register columns as read, D=8 energy also as D=29 deltas."""
+        """Rows captured in [start, end]: register columns as read; in a load profile (capture period
+        up to an hour) cumulative energy (D=8) also as interval deltas (D=29)."""
         if start.tzinfo is None or end.tzinfo is None:
             raise DlmsLocalError("profile range needs time-zone-aware datetimes")
         profile = str(Obis.parse(profile))
@@ -368,7 +370,10 @@ class DlmsSession:
         for index, column in value_columns:
             scaler, unit = self._scalers[column.obis]
             code = Obis.parse(column.obis)
-            delta_code = str(Obis(code.a, code.b, code.c, 29, code.e, code.f)) if code.d == 8 else None
+            # Interval deltas only for load profiles (period up to an hour): a D=29 code carries no
+            # period, so daily or monthly differences would read as 15-minute energy downstream.
+            interval = code.d == 8 and 0 < period <= MAX_INTERVAL_S
+            delta_code = str(Obis(code.a, code.b, code.c, 29, code.e, code.f)) if interval else None
             what = f"{self.where} {profile} {column.obis}"
             quantity = column.obis
             previous: tuple[dt.datetime, int] | None = None

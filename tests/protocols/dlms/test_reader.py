@@ -9,6 +9,7 @@ import pytest
 from core.clock import VirtualClock
 from core.meter_url import MeterUrl
 from core.state import StateStore
+from core.timezones import LOCAL_TZ
 from protocols.dlms.counters import MemoryCounterStore, StateCounterStore
 from protocols.dlms.errors import DlmsAuthenticationFailed, DlmsLocalError
 from protocols.dlms.reader import DEFAULT_QUANTITIES, read_dlms_meter, recover_invocation_counter
@@ -41,7 +42,9 @@ def test_default_reads_the_billing_registers() -> None:
 
 def test_profile_by_alias_and_events() -> None:
     daily = _read(profile="daily", start=START - dt.timedelta(days=3), end=START)
-    assert {r.quantity for r in daily[1:]} >= {"1.0.1.8.0.255", "1.0.1.29.0.255", "1.0.1.8.1.255"}
+    assert {r.quantity for r in daily[1:]} == {f"1.0.1.8.{rate}.255" for rate in range(5)}
+    midnights = sorted({r.ts for r in daily[1:]})
+    assert [t.astimezone(LOCAL_TZ).hour for t in midnights] == [0, 0, 0]
     events = _read(profile="events", start=START - dt.timedelta(days=9), end=START)
     assert events[1:] and all(r.quantity == "0.0.96.11.0.255" for r in events[1:])
 
