@@ -202,3 +202,28 @@ def test_two_processes_issuing_at_once_share_one_gap_free_series(world: Any) -> 
     assert all(p.returncode == 0 for p in procs), outputs
     assert sorted(int(out.strip()) for out, _ in outputs) == [n, n]
     assert sorted(number for *_, number, _ in numbers(world)) == list(range(1, 2 * n + 1))
+
+
+def test_adjustment_invoice_carries_the_difference_and_keeps_the_original(world: Any) -> None:
+    setup_city(world, 1)
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    issue_bills(world.data_dir, world.state, period="2026-11", settings=world.settings, invoice_date=DEC1)
+    world.reads([("M1", NOV, TOTAL, 1_150_000)], at=dt.time(16, 59, 30))  # 150 kWh, not 100
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    issue_bills(
+        world.data_dir,
+        world.state,
+        period="2026-11",
+        settings=world.settings,
+        invoice_date=DEC1,
+        correction="adjustment",
+    )
+    rows = bills(world).to_dicts()
+    assert [(r["version"], r["status"], r["kwh"]) for r in rows] == [(1, "issued", 100), (2, "issued", 150)]
+    with world.state.read() as conn:
+        kind, amount, refers = conn.execute(
+            sa.text("SELECT kind, total_amount, refers_to FROM invoices WHERE version = 2")
+        ).one()
+    # 100 kWh: 99,200 + 102,500 = 201,700 + 8% = 217,836; 150 kWh adds 50 x 2380 = 119,000 + 8% = 128,520
+    assert (kind, amount, refers) == ("adjustment", 128_520, "1-K26EAA-00000001")
+    assert rows[0]["total_amount"] == 217_836 and rows[1]["total_amount"] == 217_836 + 128_520
