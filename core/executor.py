@@ -1,0 +1,171 @@
+"""Where per-partition work runs: in this process (the default), a local process pool,
+or a Dask cluster (`--cluster tcp://host:8786` or `AMR_CLUSTER`).
+
+Every stage is a list of independent, idempotent tasks, one per partition. A task reads
+immutable inputs and writes immutable files; it returns what it wrote, and the caller
+(the coordinator) commits the results, so a task that dies and is run again leaves at
+most unreferenced files behind, never partial or doubled data. The executor only runs
+the tasks and hands the results back in the order of the inputs.
+
+Dask is imported only when a cluster is asked for, so the local path needs nothing more.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.errors import AmrError
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CLUSTER_ENV = "AMR_CLUSTER"
+# A Dask scheduler address; tls:// for clusters across untrusted networks.
+_ADDRESS = re.compile(r"^(tcp|tls|inproc)://[^\s/]+(:\d+)?$")
+CONNECT_TIMEOUT_S = 10
+
+
+class ExecutorError(AmrError):
+    """An executor that cannot be reached or used."""
+
+
+class Executor:
+    """Runs `func` on each item and returns the results in the items' order."""
+
+    description = "executor"
+
+    def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        raise NotImplementedError
+
+    def require_shared(self, path: Path) -> None:
+        """Raise unless every worker sees `path` (measurement data must be on shared storage)."""
+
+    def close(self) -> None:
+        """Release workers and connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """In this process (`workers=1`, the default) or a pool of local processes."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ExecutorError(
+                f"a local executor needs at least one worker, not {workers}",
+                hint="pass --workers 1 or more",
+            )
+        self.workers = workers
+        self.description = "in-process" if workers == 1 else f"local process pool ({workers} workers)"
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self.workers == 1 or len(items) <= 1:
+            return [func(item) for item in items]
+        if self._pool is None:
+            # spawn: Polars and DuckDB hold threads that a forked child would inherit broken
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return list(self._pool.map(func, items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask distributed cluster; a worker that dies has its tasks run elsewhere."""
+
+    def __init__(self, client: Client, *, cluster: LocalCluster | None = None, retries: int = 2) -> None:
+        self.client = client
+        self.retries = retries
+        self._cluster = cluster
+        self.description = f"Dask cluster at {client.scheduler.address if client.scheduler else '?'}"
+
+    @classmethod
+    def connect(cls, address: str, *, retries: int = 2, timeout_s: float = CONNECT_TIMEOUT_S) -> DaskExecutor:
+        """Connect to a running scheduler such as `tcp://10.0.0.5:8786`."""
+        check_address(address)
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(
+                f"the Dask scheduler at {address} cannot be reached: {exc}",
+                hint="start one with `amr cluster up` (or `dask scheduler` and `dask worker` on each "
+                "machine), or unset AMR_CLUSTER to run locally",
+            ) from exc
+        return cls(client, retries=retries)
+
+    @classmethod
+    def local_cluster(cls, workers: int = 2, *, threads: int = 1, retries: int = 2) -> DaskExecutor:
+        """A throw-away cluster of worker processes on loopback (tests, benchmarks, trying it out)."""
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        return cls(Client(cluster, set_as_default=False), cluster=cluster, retries=retries)  # type: ignore[no-untyped-call]
+
+    def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        # pure=False: each call is its own task even with equal arguments (tasks write files)
+        futures = self.client.map(func, list(items), pure=False, retries=self.retries)
+        results: list[R] = self.client.gather(futures)  # type: ignore[no-untyped-call]
+        return results
+
+    def require_shared(self, path: Path) -> None:
+        where = str(path.resolve())
+        seen: dict[str, Any] = self.client.run(os.path.isdir, where)
+        missing = sorted(worker for worker, ok in seen.items() if not ok)
+        if missing:
+            raise ExecutorError(
+                f"the data directory {where} is not visible on Dask workers {', '.join(missing)}",
+                hint="mount the same shared filesystem at the same path on every worker "
+                "(see docs/scale-out.md)",
+            )
+
+    def close(self) -> None:
+        self.client.close()  # type: ignore[no-untyped-call]
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def check_address(address: str) -> str:
+    if not _ADDRESS.match(address):
+        raise ExecutorError(
+            f"cluster address {address!r} is not a Dask scheduler address",
+            hint="use the form tcp://host:8786 (the address `amr cluster up` prints)",
+        )
+    return address
+
+
+def open_executor(cluster: str | None = None, *, workers: int = 1) -> Executor:
+    """The one executor setting: `cluster` (or AMR_CLUSTER) names a Dask scheduler; without
+    one, work runs locally, in this process or in `workers` local processes."""
+    address = cluster or os.environ.get(CLUSTER_ENV) or None
+    if address:
+        return DaskExecutor.connect(address)
+    return LocalExecutor(workers)

@@ -1,0 +1,50 @@
+"""Task functions the executor tests send to workers (importable there by module name)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import polars as pl
+
+from core.measurements import MeasurementStore, partition
+
+TABLE = "scaleout_probe"
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def worker_pid(_: int) -> int:
+    return os.getpid()
+
+
+def fail_on(value: int) -> int:
+    if value == 3:
+        raise ValueError(f"task {value} fails on purpose")
+    return value
+
+
+def write_partition(job: tuple[str, int, int]) -> tuple[int, str]:
+    """Write one bucket's rows as an immutable file; return the name for the coordinator."""
+    data_dir, bucket, rows = job
+    frame = pl.DataFrame({"bucket": [bucket] * rows, "n": list(range(rows))})
+    table = MeasurementStore(Path(data_dir)).table(TABLE)
+    return bucket, table.write_file(partition(bucket=bucket), frame)
+
+
+def write_then_die_once(job: tuple[str, int, int, str]) -> tuple[int, str]:
+    """Write the partition's file, then (the first time any task gets here) kill this worker
+    before it can report: the worst moment, as the file exists but no one committed it."""
+    data_dir, bucket, rows, marker = job
+    result = write_partition((data_dir, bucket, rows))
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return result
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
