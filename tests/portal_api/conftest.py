@@ -32,14 +32,27 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, New
     return data_dir, client
 
 
-@pytest.fixture()
-def world(tmp_path: Path, seeded_template: tuple[Path, NewClient]) -> Iterator[World]:
-    template, client = seeded_template
-    settings = make_settings(tmp_path / "data")
+def _serve_copy(data_dir: Path, template: Path, client: NewClient) -> Iterator[World]:
+    settings = make_settings(data_dir)
     shutil.copytree(template, settings.data_dir)
     state = StateStore.open(settings.data_dir)
     app = create_app(settings, follow_snapshots=False)
     app.state.serving.refresh()
     with running(app) as served:
-        yield World(settings, state, client, served.url, served)
+        world = World(settings, state, client, served.url, served)
+        yield world
+        world.http.close()
     state.dispose()
+
+
+@pytest.fixture()
+def world(tmp_path: Path, seeded_template: tuple[Path, NewClient]) -> Iterator[World]:
+    """A world of one's own, for tests that change something (payments, documents, clients)."""
+    yield from _serve_copy(tmp_path / "data", *seeded_template)
+
+
+@pytest.fixture(scope="module")
+def shared_world(tmp_path_factory: pytest.TempPathFactory,
+                 seeded_template: tuple[Path, NewClient]) -> Iterator[World]:
+    """One served world for a module's read-only tests."""
+    yield from _serve_copy(tmp_path_factory.mktemp("shared") / "data", *seeded_template)

@@ -100,11 +100,19 @@ class World:
     url: str
     running: Running
     _token: str | None = None
+    _http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client (a new httpx client per request costs more than the request)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=10)
+        return self._http
 
     def integrator_token(self) -> str:
         if self._token is not None:
             return self._token
-        reply = httpx.post(f"{self.url}/oauth/token", timeout=10, data={
+        reply = self.http.post("/oauth/token", data={
             "grant_type": "client_credentials", "client_id": self.client.client_id,
             "client_secret": self.client.client_secret})
         reply.raise_for_status()
@@ -117,7 +125,7 @@ class World:
 
     def get(self, path: str, token: str | None, **params: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.get(f"{self.url}{path}", params=params, headers=headers, timeout=10)
+        return self.http.get(path, params=params, headers=headers)
 
 
 def make_settings(data_dir: Path) -> Settings:

@@ -32,33 +32,35 @@ def _path(template: str, code: str, bill: str) -> str:
 
 
 @pytest.mark.parametrize(("template", "params"), CUSTOMER_ENDPOINTS)
-def test_a_customer_cannot_read_another_customers_data(world: World, template: str,
+def test_a_customer_cannot_read_another_customers_data(shared_world: World, template: str,
                                                        params: dict[str, str]) -> None:
-    alice = world.customer_token(ALICE)
-    reply = world.get(_path(template, BOB, BOB_OCT_BILL), alice, **params)
+    alice = shared_world.customer_token(ALICE)
+    reply = shared_world.get(_path(template, BOB, BOB_OCT_BILL), alice, **params)
     assert reply.status_code == 403
     body = reply.json()
     assert body["error"] == "forbidden" and body["hint"]
     assert BOB not in reply.text.replace(reply.url.path, "")  # nothing of Bob's leaks
     # ... nor by naming her own code with Bob's bill
     if "{bill}" in template:
-        assert world.get(_path(template, ALICE, BOB_OCT_BILL), alice, **params).status_code == 404
+        assert shared_world.get(_path(template, ALICE, BOB_OCT_BILL), alice, **params).status_code == 404
 
 
 @pytest.mark.parametrize(("template", "params"), CUSTOMER_ENDPOINTS)
-def test_every_endpoint_needs_a_valid_token(world: World, template: str, params: dict[str, str]) -> None:
+def test_every_endpoint_needs_a_valid_token(shared_world: World, template: str,
+                                            params: dict[str, str]) -> None:
     path = _path(template, ALICE, ALICE_OCT_BILL)
-    assert world.get(path, None, **params).status_code == 401
+    assert shared_world.get(path, None, **params).status_code == 401
     expired = tokens.issue(KEY.encode(), "customer", ALICE, ttl_s=-1)
     forged = tokens.issue(b"another key", "customer", ALICE, ttl_s=60)
     for token in (expired, forged, "garbage", "a.b"):
-        reply = world.get(path, token, **params)
+        reply = shared_world.get(path, token, **params)
         assert reply.status_code == 401, token
         assert reply.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_a_customer_reads_own_consumption_summed_over_meters(world: World) -> None:
-    reply = world.get(f"/v1/customers/{ALICE}/consumption", world.customer_token(ALICE), **OCTOBER)
+def test_a_customer_reads_own_consumption_summed_over_meters(shared_world: World) -> None:
+    alice = shared_world.customer_token(ALICE)
+    reply = shared_world.get(f"/v1/customers/{ALICE}/consumption", alice, **OCTOBER)
     assert reply.status_code == 200
     body = reply.json()
     assert body["meters"] == ["M-A1", "M-A2"]
@@ -71,13 +73,13 @@ def test_a_customer_reads_own_consumption_summed_over_meters(world: World) -> No
     assert body["total"]["energy_wh"] == sum(p["energy_wh"] for p in body["points"])
 
 
-def test_month_granularity_and_register_only_days_have_no_tou_split(world: World) -> None:
-    client = world.integrator_token()
-    months = world.get(f"/v1/customers/{ALICE}/consumption", client, granularity="month",
+def test_month_granularity_and_register_only_days_have_no_tou_split(shared_world: World) -> None:
+    client = shared_world.integrator_token()
+    months = shared_world.get(f"/v1/customers/{ALICE}/consumption", client, granularity="month",
                        **{"from": "2026-09-01", "to": "2026-10-31"}).json()
     assert [p["period"] for p in months["points"]] == ["2026-09", "2026-10"]
     assert months["points"][0]["energy_wh"] == sum(5000 + 100 * i for i in range(6))
-    bob = world.get(f"/v1/customers/{BOB}/consumption", client, **OCTOBER).json()
+    bob = shared_world.get(f"/v1/customers/{BOB}/consumption", client, **OCTOBER).json()
     assert all(p["tou"] is None for p in bob["points"]) and bob["total"]["tou"] is None
 
 
@@ -88,30 +90,33 @@ def test_month_granularity_and_register_only_days_have_no_tou_split(world: World
     ({"from": "2026-10-01"}, "to"),
     ({**OCTOBER, "granularity": "hour"}, "granularity"),
 ])
-def test_invalid_ranges_get_a_clear_body(world: World, params: dict[str, str], fragment: str) -> None:
-    reply = world.get(f"/v1/customers/{ALICE}/consumption", world.customer_token(ALICE), **params)
+def test_invalid_ranges_get_a_clear_body(shared_world: World, params: dict[str, str],
+                                        fragment: str) -> None:
+    alice = shared_world.customer_token(ALICE)
+    reply = shared_world.get(f"/v1/customers/{ALICE}/consumption", alice, **params)
     assert reply.status_code == 422
     body = reply.json()
     assert body["error"] == "invalid_request" and fragment in body["message"] and body["hint"]
 
 
 @pytest.mark.parametrize("code", ["PD0100000000", "XX01000000001", "PD01000000001X", "pd01000000001"])
-def test_malformed_customer_codes_are_refused(world: World, code: str) -> None:
-    reply = world.get(f"/v1/customers/{code}/bills", world.integrator_token())
+def test_malformed_customer_codes_are_refused(shared_world: World, code: str) -> None:
+    reply = shared_world.get(f"/v1/customers/{code}/bills", shared_world.integrator_token())
     assert reply.status_code == 422 and "code" in reply.json()["message"]
 
 
-def test_unknown_customer_is_404(world: World) -> None:
-    reply = world.get(f"/v1/customers/{NOBODY}/bills", world.integrator_token())
+def test_unknown_customer_is_404(shared_world: World) -> None:
+    reply = shared_world.get(f"/v1/customers/{NOBODY}/bills", shared_world.integrator_token())
     assert reply.status_code == 404 and NOBODY in reply.json()["message"]
 
 
-def test_bills_show_the_latest_issued_version_only(world: World) -> None:
-    body = world.get(f"/v1/customers/{ALICE}/bills", world.customer_token(ALICE)).json()
+def test_bills_show_the_latest_issued_version_only(shared_world: World) -> None:
+    body = shared_world.get(f"/v1/customers/{ALICE}/bills", shared_world.customer_token(ALICE)).json()
     assert [(b["period"], b["version"], b["total_amount"]) for b in body["bills"]] == [
         ("2026-10", 2, 450_000), ("2026-09", 1, 500_000)]  # the draft of 2026-11 is not shown
     assert body["bills"][0]["lines"][0]["tier"] == 1 and body["bills"][0]["paid"] is False
-    only = world.get(f"/v1/customers/{ALICE}/bills", world.customer_token(ALICE), period="2026-09").json()
+    alice = shared_world.customer_token(ALICE)
+    only = shared_world.get(f"/v1/customers/{ALICE}/bills", alice, period="2026-09").json()
     assert [b["period"] for b in only["bills"]] == ["2026-09"]
 
 
@@ -133,8 +138,7 @@ def test_documents_are_served_from_the_agreed_path_or_404(world: World) -> None:
 def _pay(world: World, token: str, **overrides: object) -> httpx.Response:
     notice = {"notice_id": "N-1", "customer_code": ALICE, "bill_id": ALICE_OCT_BILL, "amount": 450_000,
               "paid_at": "2026-11-02T08:00:00+07:00", **overrides}
-    return httpx.post(f"{world.url}/v1/payments", json=notice, headers={"Authorization": f"Bearer {token}"},
-                      timeout=10)
+    return world.http.post("/v1/payments", json=notice, headers={"Authorization": f"Bearer {token}"})
 
 
 def test_payment_notice_is_idempotent(world: World) -> None:
@@ -157,17 +161,17 @@ def test_payment_needs_an_integrator_and_a_valid_notice(world: World) -> None:
 
 
 def test_token_endpoint_checks_client_credentials(world: World) -> None:
-    url = f"{world.url}/oauth/token"
+    url = "/oauth/token"
     good = {"grant_type": "client_credentials", "client_id": world.client.client_id,
             "client_secret": world.client.client_secret}
-    reply = httpx.post(url, data=good, timeout=10)
+    reply = world.http.post(url, data=good)
     assert reply.status_code == 200 and reply.json()["token_type"] == "Bearer"
-    basic = httpx.post(url, data={"grant_type": "client_credentials"}, timeout=10,
+    basic = world.http.post(url, data={"grant_type": "client_credentials"},
                        auth=(world.client.client_id, world.client.client_secret))
     assert basic.status_code == 200
-    wrong = httpx.post(url, data={**good, "client_secret": "nope"}, timeout=10)
+    wrong = world.http.post(url, data={**good, "client_secret": "nope"})
     assert wrong.status_code == 401 and world.client.client_secret not in wrong.text
-    grant = httpx.post(url, data={**good, "grant_type": "password"}, timeout=10)
+    grant = world.http.post(url, data={**good, "grant_type": "password"})
     assert grant.status_code == 400 and "grant_type" in grant.json()["message"]
     # A customer token is no integrator token: it cannot notify payments.
     assert _pay(world, world.customer_token(ALICE)).status_code == 403
@@ -175,7 +179,7 @@ def test_token_endpoint_checks_client_credentials(world: World) -> None:
 
 def test_requests_are_rate_limited_per_client(world: World) -> None:
     slow = add_client(world.state, "slow-partner", rate_per_s=1)
-    token = httpx.post(f"{world.url}/oauth/token", timeout=10, data={
+    token = world.http.post("/oauth/token", data={
         "grant_type": "client_credentials", "client_id": slow.client_id,
         "client_secret": slow.client_secret}).json()["access_token"]
     # Rate 1/s, burst 2: a run of quick requests meets a 429 (the bucket arithmetic itself is
@@ -193,6 +197,6 @@ def test_requests_are_rate_limited_per_client(world: World) -> None:
     assert world.get(f"/v1/customers/{ALICE}/bills", world.integrator_token()).status_code == 200
 
 
-def test_me_names_the_customer(world: World) -> None:
-    assert world.get("/v1/me", world.customer_token(BOB)).json()["customer_code"] == BOB
-    assert world.get("/v1/me", world.integrator_token()).status_code == 403
+def test_me_names_the_customer(shared_world: World) -> None:
+    assert shared_world.get("/v1/me", shared_world.customer_token(BOB)).json()["customer_code"] == BOB
+    assert shared_world.get("/v1/me", shared_world.integrator_token()).status_code == 403
