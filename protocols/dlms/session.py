@@ -37,6 +37,7 @@ EVENT_CODE = "0.0.96.11.0.255"
 SHIFT_TIME_METHOD = 6
 MAX_SHIFT_S = 900
 MAX_INTERVAL_S = 3600  # longest capture period whose row differences are emitted as D=29 deltas
+PROCESS_COUNTERS = MemoryCounterStore()
 LIST_CHUNK = 24  # attributes per GET-WITH-LIST at most; fewer if the meter's PDU is small
 
 
@@ -547,7 +548,9 @@ def _association_for(
                 f"{where}: the key store entry {key_ref} must hold 32 bytes "
                 "(encryption key then authentication key)"
             )
-        store = counters if counters is not None else MemoryCounterStore()
+        # Without a durable store, at least never repeat a counter within this process; a
+        # head-end passes StateCounterStore so restarts never repeat one either.
+        store = counters if counters is not None else PROCESS_COUNTERS
         assert key_ref is not None
         return ClientAssociation(
             auth="hls-gmac",

@@ -176,6 +176,8 @@ class HdlcTransport:
                 raise ConnectionLost(
                     f"{self._where}: the meter ended the HDLC link in the middle of a request"
                 )
+            if hdlc.is_receive_ready(frame.control):
+                continue  # some meters acknowledge the request before answering it; keep waiting
             if not hdlc.is_information(frame.control):
                 raise FrameError(f"{self._where}: expected an I-frame, got control {frame.control:#04x}")
             if frame.send_seq != self._recv_seq:
