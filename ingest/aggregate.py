@@ -45,6 +45,50 @@ def day_end_registers(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> p
     )
 
 
+def day_ends(
+    prev: pl.LazyFrame, cur: pl.LazyFrame, nxt: pl.LazyFrame, day: dt.date, cfg: VeeConfig
+) -> pl.LazyFrame:
+    """Day-end registers, estimated where the read at midnight is missing: linear in time
+    between the last valid read before the midnight ending `day` and the first one after
+    its window (`estimated` true, value in mWh with scale -3). `prev`, `cur`, `nxt` are the
+    partitions of the day before, the day and the day after."""
+    actual = day_end_registers(cur, day, cfg)
+    end = local_midnight_utc(day + dt.timedelta(days=1))
+    window_end = end + dt.timedelta(minutes=cfg.day_end_window_minutes)
+    keys = ["meter_key", "meter_id", "quantity"]
+    regs = pl.concat(
+        [
+            f.filter((pl.col("state") == VALID) & pl.col("quantity").str.contains(REGISTER_PATTERN)).select(
+                *keys, "ts", "mwh"
+            )
+            for f in (prev, cur, nxt)
+        ]
+    )
+    before = regs.filter(pl.col("ts") < end).sort("ts").group_by(keys).last()
+    after = regs.filter(pl.col("ts") > window_end).sort("ts").group_by(keys).first()
+    span = (pl.col("a_ts") - pl.col("ts")).dt.total_microseconds()
+    into = (pl.lit(end) - pl.col("ts")).dt.total_microseconds()
+    estimated = (
+        before.join(after.rename({"ts": "a_ts", "mwh": "a_mwh"}), on=keys)
+        .join(actual, on=keys, how="anti")
+        .filter(pl.col("a_mwh") >= pl.col("mwh"))  # not across a rollover
+        .select(
+            *keys,
+            ts=pl.lit(end).dt.cast_time_unit("us"),
+            # whole Wh, so the energies of the days either side add up to the reads exactly
+            mwh=(pl.col("mwh") + (pl.col("a_mwh") - pl.col("mwh")) * into // span) // 1000 * 1000,
+        )
+        .with_columns(
+            value=pl.col("mwh"),
+            scale=pl.lit(-3, pl.Int8),
+            unit=pl.lit("Wh"),
+            date=pl.lit(day),
+            estimated=pl.lit(True),
+        )
+    )
+    return pl.concat([actual, estimated], how="diagonal_relaxed")
+
+
 def register_reads(ends: pl.LazyFrame) -> pl.LazyFrame:
     return ends.select(pl.col(name).cast(dtype) for name, dtype in REGISTER_READS_SCHEMA.items())
 
@@ -52,14 +96,16 @@ def register_reads(ends: pl.LazyFrame) -> pl.LazyFrame:
 def advances(start: pl.LazyFrame, end: pl.LazyFrame, capacity: pl.LazyFrame) -> pl.LazyFrame:
     """(meter_key, advance_mwh) of the total import register from `start` to `end`."""
     total = pl.col("quantity") == ACTIVE_IMPORT_TOTAL
-    a = start.filter(total).select("meter_key", start_mwh=pl.col("mwh"))
-    b = end.filter(total).select("meter_key", end_mwh=pl.col("mwh"))
+    a = start.filter(total).select("meter_key", start_mwh=pl.col("mwh"), _e1=pl.col("estimated"))
+    b = end.filter(total).select("meter_key", end_mwh=pl.col("mwh"), _e2=pl.col("estimated"))
     diff = pl.col("end_mwh") - pl.col("start_mwh")
     return (
         a.join(b, on="meter_key")
         .join(capacity, on="meter_key", how="left")
         .select(
-            "meter_key", advance_mwh=pl.when(diff < 0).then(diff + pl.col("capacity_mwh")).otherwise(diff)
+            "meter_key",
+            advance_mwh=pl.when(diff < 0).then(diff + pl.col("capacity_mwh")).otherwise(diff),
+            estimated=pl.col("_e1") | pl.col("_e2"),
         )
     )
 
@@ -106,7 +152,8 @@ def daily(intervals: pl.LazyFrame, adv: pl.LazyFrame, meters: pl.LazyFrame, day:
             normal_wh=zero,
             peak_wh=zero,
             intervals=pl.lit(0, pl.Int32),
-            estimated_wh=zero,
+            # an estimated end makes the whole day's energy an estimate
+            estimated_wh=pl.when(pl.col("estimated")).then(pl.col("advance_mwh") // 1000).otherwise(zero),
             basis=pl.lit("registers"),
         )
     )

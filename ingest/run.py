@@ -318,21 +318,25 @@ def _audit_replaced(state: StateStore, frames: list[pl.DataFrame]) -> None:
 
 
 def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
-    """Aggregate the touched days and the day after each that the store has."""
+    """Aggregate the touched days and the days either side that the store has (a day's
+    register-based energy starts at the end of the day before; an estimated day end
+    leans on the reads of the day after)."""
     days = set(touched)
     for day, bucket in touched:
-        if day + DAY in run.readings_days(bucket):
+        stored = run.readings_days(bucket)
+        # the day before even without readings of its own: its end may be estimated
+        days.add((day - DAY, bucket))
+        if day + DAY in stored:
             days.add((day + DAY, bucket))
     new_daily: dict[tuple[str, int], list[pl.DataFrame]] = {}
     new_regs: dict[tuple[str, int], list[pl.DataFrame]] = {}
     findings: dict[Partition, pl.DataFrame] = {}
     for day, bucket in sorted(days):
-        cur = run.readings(day, bucket)
-        prev = run.readings(day - DAY, bucket)
+        before, prev, cur, nxt = (run.readings(day + DAY * k, bucket) for k in (-2, -1, 0, 1))
         meters = run.meters(bucket)
-        ends = aggregate.day_end_registers(cur, day, run.cfg)
+        ends = aggregate.day_ends(prev, cur, nxt, day, run.cfg).cache()
         adv = aggregate.advances(
-            aggregate.day_end_registers(prev, day - DAY, run.cfg),
+            aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
             ends,
             meters.select("meter_key", "capacity_mwh"),
         )

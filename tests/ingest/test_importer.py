@@ -94,6 +94,7 @@ def faulty_households() -> tuple[pl.DataFrame, dict[tuple[str, str, dt.datetime]
     return frame(records), expected
 
 
+@pytest.mark.slow
 def test_every_injected_fault_is_flagged_and_nothing_lost(
     data_dir: Path, state: StateStore, tmp_path: Path
 ) -> None:

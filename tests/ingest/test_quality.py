@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -22,8 +23,11 @@ from tests.ingest.builders import AFTER, DAY, STEP, interval_day, land, register
 SPIKE_TS = local_midnight_utc(DAY) + STEP * 30
 
 
-@pytest.fixture
-def ingested(data_dir: Path, state: StateStore) -> Path:
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ingested data directory per module; each test works on its own copy."""
+    data_dir = tmp_path_factory.mktemp("quality") / "amr-data"
+    state = StateStore.open(data_dir)
     register(state, ["M1"], route="R1")
     register(state, ["M2"], route="R2")
     records = interval_day("M1", DAY) + interval_day("M2", DAY)
@@ -32,7 +36,20 @@ def ingested(data_dir: Path, state: StateStore) -> Path:
             r["value"] = 90_000  # above the rated limit: quarantined
     land(data_dir, records)
     run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    state.dispose()
     return data_dir
+
+
+@pytest.fixture
+def ingested(template: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ingested"
+    shutil.copytree(template, copy)
+    return copy
+
+
+@pytest.fixture
+def state(ingested: Path) -> StateStore:
+    return StateStore.open(ingested)
 
 
 def test_report_by_rule_and_route(ingested: Path, state: StateStore) -> None:
