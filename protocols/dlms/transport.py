@@ -170,14 +170,16 @@ class HdlcTransport:
                 if not hdlc.is_receive_ready(ack.control):
                     raise FrameError(f"{self._where}: expected RR after a segment, got {ack.control:#04x}")
         received = bytearray()
+        spare_acks = 4
         while True:
             frame = await self._receive()
             if frame.control in (hdlc.DM, hdlc.DISC):
                 raise ConnectionLost(
                     f"{self._where}: the meter ended the HDLC link in the middle of a request"
                 )
-            if hdlc.is_receive_ready(frame.control):
-                continue  # some meters acknowledge the request before answering it; keep waiting
+            if hdlc.is_receive_ready(frame.control) and spare_acks > 0:
+                spare_acks -= 1  # some meters acknowledge a request before answering; a few, not forever
+                continue
             if not hdlc.is_information(frame.control):
                 raise FrameError(f"{self._where}: expected an I-frame, got control {frame.control:#04x}")
             if frame.send_seq != self._recv_seq:
