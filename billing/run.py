@@ -103,10 +103,13 @@ def rate_period(
     route: str | None = None,
     book: TariffBook | None = None,
     factor: Decimal = UNUSUAL_FACTOR,
+    customers: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Fresh bills of a period (no versions yet): amounts, lines, determinants and hold reasons."""
+    """Fresh bills of a period (no versions yet): amounts, lines, determinants and hold reasons.
+
+    `customers` (rows of `sources.customers`) limits the run to those, e.g. one step of buckets."""
     book = book or default_book()
-    raw = sources.customers(state, period, route)
+    raw = sources.customers(state, period, route) if customers is None else customers
     if raw.height == 0:
         raise BillingError(
             f"no customer has a contract in force in {period}" + (f" on route {route}" if route else ""),
@@ -249,6 +252,9 @@ def _versions(
     return merged.filter(pl.col("change") != "unchanged"), unchanged, corrections
 
 
+CUSTOMERS_PER_STEP = 1_000_000  # bounds memory: about 0.7 GiB of working set per million customers
+
+
 def run_bills(
     data_dir: Path,
     state: StateStore,
@@ -259,39 +265,89 @@ def run_bills(
     dry_run: bool = False,
     book: TariffBook | None = None,
     now: dt.datetime | None = None,
+    customers_per_step: int = CUSTOMERS_PER_STEP,
 ) -> BillRunReport:
-    """Rate a period's customers (optionally one route) and store the bills unless `dry_run`."""
+    """Rate a period's customers (optionally one route) and store the bills unless `dry_run`.
+
+    Partition by partition: the customers' buckets are taken in steps of about
+    `customers_per_step` customers; each step rates its customers in one vectorised plan and
+    commits its own `bills` partitions, so a step's failure leaves the others whole."""
     started = time.perf_counter()
     now = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
-    fresh = rate_period(data_dir, state, period=period, route=route, book=book)
-    table = MeasurementStore(data_dir).table(BILLS)
-    existing = sources.bills(MeasurementStore(data_dir), [period]).collect()
+    everyone = sources.customers(state, period, route)
+    if everyone.height == 0:
+        raise BillingError(
+            f"no customer has a contract in force in {period}" + (f" on route {route}" if route else ""),
+            hint="import customers with `amr customers import FILE`",
+        )
+    everyone = everyone.with_columns(bucket_expr("customer_code", settings.buckets).alias("_bucket"))
+    buckets = sorted(set(everyone["_bucket"].to_list()))
+    steps = max(1, -(-everyone.height // max(customers_per_step, 1)))
+    report = BillRunReport(period=period, dry_run=dry_run)
+    for index in range(steps):
+        chosen = buckets[index::steps]
+        if not chosen:
+            continue
+        part = everyone.filter(pl.col("_bucket").is_in(chosen)).drop("_bucket")
+        _run_step(
+            data_dir,
+            state,
+            period=period,
+            settings=settings,
+            customers=part,
+            buckets=chosen,
+            dry_run=dry_run,
+            book=book,
+            now=now,
+            report=report,
+        )
+    report.per_class = dict(sorted(report.per_class.items()))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_step(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    period: str,
+    settings: Settings,
+    customers: pl.DataFrame,
+    buckets: list[int],
+    dry_run: bool,
+    book: TariffBook | None,
+    now: dt.datetime,
+    report: BillRunReport,
+) -> None:
+    fresh = rate_period(data_dir, state, period=period, book=book, customers=customers)
+    store = MeasurementStore(data_dir)
+    existing = sources.bills(store, [period], buckets).collect()
     changed, unchanged, corrections = _versions(fresh, existing, resolutions(state, period), now)
-    report = BillRunReport(
-        period=period, dry_run=dry_run, bills=fresh.height, unchanged=unchanged, corrections=corrections
-    )
-    report.held = changed.filter(pl.col("status") == "held").height
-    report.estimated = int(fresh["estimated"].sum())
-    report.total_vnd = int(fresh["total_amount"].sum())
-    report.per_class = dict(sorted(fresh.group_by("tariff_class").len().iter_rows()))
+    report.bills += fresh.height
+    report.unchanged += unchanged
+    report.corrections += corrections
+    report.held += changed.filter(pl.col("status") == "held").height
+    report.estimated += int(fresh["estimated"].sum())
+    report.total_vnd += int(fresh["total_amount"].sum())
+    for tariff_class, count in fresh.group_by("tariff_class").len().iter_rows():
+        report.per_class[tariff_class] = report.per_class.get(tariff_class, 0) + count
     for reasons in changed.filter(pl.col("status") == "held")["hold_reasons"].to_list():
         for reason in reasons.split(","):
             report.held_reasons[reason] = report.held_reasons.get(reason, 0) + 1
-    if not dry_run and changed.height:
-        rows = conform_table(changed, BILLS_SCHEMA, origin="bill run").with_columns(
-            bucket_expr("customer_code", settings.buckets)
-        )
-        kept = existing.join(rows.select("bill_id", "version"), on=["bill_id", "version"], how="anti")
-        kept = kept.with_columns(bucket_expr("customer_code", settings.buckets))
-        frames: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
-        for (bucket,), part in rows.partition_by("bucket", as_dict=True).items():
-            old = kept.filter(pl.col("bucket") == bucket)
-            frames[partition(period=period, bucket=int(bucket))] = pl.concat(
-                [old.drop("bucket"), part.drop("bucket")]
-            ).sort("bill_id", "version")
-        table.write_partitions(frames)
-        report.partitions = len(frames)
-        record_holds(state, changed.filter(pl.col("status") == "held"))
-        clear_holds(state, period, changed.filter(pl.col("status") == "draft"))
-    report.seconds = time.perf_counter() - started
-    return report
+    if dry_run or not changed.height:
+        return
+    rows = conform_table(changed, BILLS_SCHEMA, origin="bill run").with_columns(
+        bucket_expr("customer_code", settings.buckets)
+    )
+    kept = existing.join(rows.select("bill_id", "version"), on=["bill_id", "version"], how="anti")
+    kept = kept.with_columns(bucket_expr("customer_code", settings.buckets))
+    frames: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
+    for (bucket,), part in rows.partition_by("bucket", as_dict=True).items():
+        old = kept.filter(pl.col("bucket") == bucket)
+        frames[partition(period=period, bucket=int(bucket))] = pl.concat(
+            [old.drop("bucket"), part.drop("bucket")]
+        ).sort("bill_id", "version")
+    store.table(BILLS).write_partitions(frames)
+    report.partitions += len(frames)
+    record_holds(state, changed.filter(pl.col("status") == "held"))
+    clear_holds(state, period, changed.filter(pl.col("status") == "draft"))

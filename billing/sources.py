@@ -118,11 +118,11 @@ def previous_periods(period: str, count: int) -> list[str]:
     return out
 
 
-def bills(store: MeasurementStore, periods: list[str]) -> pl.LazyFrame:
-    """Every bill version of the periods (all buckets)."""
+def bills(store: MeasurementStore, periods: list[str], buckets: list[int] | None = None) -> pl.LazyFrame:
+    """Every bill version of the periods (all buckets, or only those given)."""
     return (
         store.table(BILLS)
-        .scan(BILLS_SCHEMA, period=periods)
+        .scan(BILLS_SCHEMA, period=periods, bucket=buckets)
         .select(list(BILLS_SCHEMA))
         .cast(pl.Schema(BILLS_SCHEMA))
     )

@@ -17,6 +17,7 @@ from billing.run import run_bills
 TOTAL = "1.0.1.8.0.255"
 
 
+@pytest.mark.slow
 def test_documents_are_written_per_bill_version_signed(world: Any, make_certificate: Any) -> None:
     world.customers(
         [

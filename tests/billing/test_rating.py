@@ -49,7 +49,7 @@ def cases(draw: st.DrawFn) -> Case:
     )
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.lists(cases(), min_size=1, max_size=40))
 def test_vectorised_bills_equal_the_reference_to_the_dong(batch: list[Case]) -> None:
     book = default_book()

@@ -219,3 +219,14 @@ def test_first_bill_and_changed_reading_day_are_irregular_periods(world: Any) ->
         662_748 + 53_020,
     )
     assert [line["quota_kwh"] for line in json.loads(moved["lines"])][:3] == [74, 74, 148]
+
+
+def test_steps_of_buckets_give_the_same_bills_as_one_step(world: Any) -> None:
+    city(world)
+    run_bills(world.data_dir, world.state, period="2026-11", settings=world.settings)
+    whole = bills(world).drop("created_at")
+    report = run_bills(
+        world.data_dir, world.state, period="2026-11", settings=world.settings, customers_per_step=2
+    )
+    assert report.bills == 5 and report.per_class == {"business": 1, "residential": 4}
+    assert bills(world).drop("created_at").equals(whole)
