@@ -24,7 +24,7 @@ from core.clock import Clock, SystemClock
 from core.fleet import FLEET_COLUMNS
 from protocols.dlms import hdlc
 from protocols.dlms.ciphering import Keys
-from protocols.dlms.errors import ApduError, DlmsRemoteError, FrameError
+from protocols.dlms.errors import ApduError, DlmsLocalError, DlmsRemoteError, FrameError
 from protocols.dlms.serial_line import pipe_streams
 from protocols.dlms.simulator.faults import Faults
 from protocols.dlms.simulator.meter import SimulatedMeter
@@ -181,11 +181,11 @@ class DlmsFleetSimulator:
         first_meter: int = 1,
     ) -> None:
         if framing not in ("wrapper", "hdlc"):
-            raise FrameError(f"framing {framing!r} is not wrapper or hdlc", retryable=False)
+            raise DlmsLocalError(f"framing {framing!r} is not wrapper or hdlc")
         if pty and framing != "hdlc":
-            raise FrameError("a pseudo-terminal meter speaks HDLC; use framing='hdlc'", retryable=False)
+            raise DlmsLocalError("a pseudo-terminal meter speaks HDLC; use framing='hdlc'")
         if auth not in ("none", "lls", "hls-gmac"):
-            raise FrameError(f"auth {auth!r} is not none, lls or hls-gmac", retryable=False)
+            raise DlmsLocalError(f"auth {auth!r} is not none, lls or hls-gmac")
         self.count, self.framing, self.seed, self.auth = meters, framing, seed, auth
         self.clock: Clock = clock or SystemClock()
         self.host, self.port, self.pty = host, port, pty
@@ -248,7 +248,13 @@ class DlmsFleetSimulator:
                 self._writers.discard(writer)
 
         port = self.port + index - self.first_meter if self.port else 0
-        server = await asyncio.start_server(handle, self.host, port, backlog=4096)
+        try:
+            server = await asyncio.start_server(handle, self.host, port, backlog=4096)
+        except OSError as exc:
+            raise DlmsLocalError(
+                f"simulated meter {meter_id} cannot listen on {self.host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port (meter i listens on port + i), or --port 0 for free ports",
+            ) from None
         self._servers.append(server)
         bound = server.sockets[0].getsockname()[1]
         holder.append(self._info(meter_id, index, f"{self.host}:{bound}"))

@@ -5,8 +5,11 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from core.clock import VirtualClock
 from core.fleet import FLEET_COLUMNS, FleetRow
+from protocols.dlms.errors import DlmsLocalError
 from protocols.dlms.simulator.fleet import DlmsFleetSimulator
 
 START = dt.datetime(2026, 3, 10, 5, 0, tzinfo=dt.UTC)
@@ -46,3 +49,15 @@ def test_fixed_port_numbering(tmp_path: Path) -> None:
             return [m.url for m in fleet.meters]
 
     assert asyncio.run(body())[0].startswith("dlms+tcp://127.0.0.1:")
+
+
+def test_a_busy_port_is_a_message_with_a_hint() -> None:
+    async def body() -> None:
+        async with DlmsFleetSimulator(1, clock=VirtualClock(START)) as first:
+            port = int(first.meters[0].url.split(":")[2].split("?")[0])
+            with pytest.raises(DlmsLocalError, match=str(port)) as caught:
+                async with DlmsFleetSimulator(1, clock=VirtualClock(START), port=port):
+                    pass
+            assert caught.value.hint and "--port" in caught.value.hint
+
+    asyncio.run(body())
