@@ -278,3 +278,18 @@ def export(
 
     rows = export_bills(data_dir(), period=period, out=out, latest_only=latest)
     console.print(f"{rows} bill row(s) written to {out}")
+
+
+@app.command("seller-init")
+@handle_errors
+def seller_init(
+    force: Annotated[bool, typer.Option("--force", help="replace an existing seller.toml")] = False,
+) -> None:
+    """Create a TEST seller certificate and <data>/seller.toml so e-invoices are signed (demos only).
+
+    Example: amr bill seller-init
+    """
+    from billing.seller import init_test_seller
+
+    path = init_test_seller(data_dir(), force=force)
+    console.print(f"test seller written to {path} (self-signed: not for real e-invoices)")

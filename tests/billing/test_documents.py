@@ -82,3 +82,18 @@ def test_unsigned_when_no_seller_key(world: Any, make_certificate: Any) -> None:
     assert report.directory is not None
     with pytest.raises(InvoiceError, match="does not verify"):
         verify((report.directory / "2026-11-PD01000000001-v1.xml").read_bytes(), make_certificate()[1])
+
+
+def test_test_seller_signs_documents(world: Any) -> None:
+    import stat
+
+    from billing.einvoice import load_seller
+    from billing.seller import init_test_seller
+
+    config = init_test_seller(world.data_dir)
+    seller = load_seller(world.data_dir)
+    assert seller.can_sign and "PRIVATE" not in repr(seller)
+    assert stat.S_IMODE((world.data_dir / "seller" / "key.pem").stat().st_mode) == 0o600
+    assert "PRIVATE" not in config.read_text("utf-8")
+    with pytest.raises(InvoiceError, match="exists already"):
+        init_test_seller(world.data_dir)
