@@ -109,3 +109,23 @@ def test_contract_change_and_meter_exchange_close_the_previous(tmp_path: Path, s
         assert conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar_one() == 1
     with pytest.raises(UnknownCustomerError, match="PD02000000001"):
         show_customer(store, "PD02000000001")
+
+
+def test_parquet_fleet_file(tmp_path: Path, store: StateStore) -> None:
+    import polars as pl
+
+    pl.DataFrame(
+        {
+            "meter_id": ["P1"],
+            "customer_code": ["PD07000000001"],
+            "url": ["modbus+tcp://127.0.0.1:502"],
+            "ct_ratio": [50],
+            "households": ["0.25"],
+            "installed_on": [dt.date(2026, 3, 1)],
+        }
+    ).write_parquet(tmp_path / "fleet.parquet")
+    report = import_customers(store, tmp_path / "fleet.parquet")
+    assert report.ok and report.imported == 1
+    shown = show_customer(store, "PD07000000001")
+    assert shown["contracts"][0]["households"] == "0.25"
+    assert [(m["meter_id"], str(m["installed_on"])) for m in shown["meters"]] == [("P1", "2026-03-01")]
