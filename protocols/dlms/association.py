@@ -34,6 +34,11 @@ _MECHANISM = {
     "lls": enumerations.AuthenticationMechanism.LLS,
     "hls-gmac": enumerations.AuthenticationMechanism.HLS_GMAC,
 }
+HLS_HINT = (
+    "either the keys in the key store do not match the meter's, or the invocation counter was "
+    "used before (a counter store that forgot its blocks: pass a durable StateCounterStore, or "
+    "recover the counter from the meter's frame counter with recover_invocation_counter)"
+)
 GMAC_CONTROL = security.SecurityControlField(security_suite=0, authenticated=True, encrypted=False)
 
 
@@ -212,12 +217,12 @@ class ClientAssociation:
             # A meter that cannot decipher our reply (wrong keys) answers with an exception.
             raise DlmsAuthenticationFailed(
                 f"{self.where}: reply_to_HLS_authentication failed: {exc}",
-                hint="the encryption or authentication key in the key store does not match the meter's",
+                hint=HLS_HINT,
             ) from None
         if status != 0 or returned is None:
             raise DlmsAuthenticationFailed(
                 f"{self.where}: the meter refused reply_to_HLS_authentication ({apdu.result_name(status)})",
-                hint="the encryption or authentication key in the key store does not match the meter's",
+                hint=HLS_HINT,
             )
         value = axdr.decode(returned)
         assert self.keys is not None and self.meter_title is not None
