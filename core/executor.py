@@ -15,8 +15,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -169,3 +172,87 @@ def open_executor(cluster: str | None = None, *, workers: int = 1) -> Executor:
     if address:
         return DaskExecutor.connect(address)
     return LocalExecutor(workers)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    address: str
+    name: str
+    threads: int
+    memory_limit: int  # bytes; 0 when unlimited
+
+
+def cluster_workers(cluster: str | None = None) -> list[WorkerInfo]:
+    """The workers a scheduler (`cluster` or AMR_CLUSTER) has now."""
+    address = cluster or os.environ.get(CLUSTER_ENV)
+    if not address:
+        raise ExecutorError(
+            "no cluster named: give --cluster tcp://host:8786 or set AMR_CLUSTER",
+            hint="`amr cluster up` prints the address of a local cluster",
+        )
+    executor = DaskExecutor.connect(address)
+    try:
+        workers: dict[str, dict[str, Any]] = executor.client.scheduler_info(n_workers=-1)["workers"]
+    finally:
+        executor.close()
+    return sorted(
+        (
+            WorkerInfo(
+                address=address,
+                name=str(info.get("name", "")),
+                threads=int(info.get("nthreads", 0)),
+                memory_limit=int(info.get("memory_limit") or 0),
+            )
+            for address, info in workers.items()
+        ),
+        key=lambda w: w.address,
+    )
+
+
+def run_local_cluster(
+    *,
+    workers: int = 2,
+    threads: int = 1,
+    host: str = "127.0.0.1",
+    port: int = 8786,
+    on_ready: Callable[[str], None] = lambda _: None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run a Dask scheduler and `workers` worker processes on this machine until `stop` is
+    set (or Ctrl-C); `on_ready` gets the scheduler's address once workers have joined."""
+    from distributed import Client, LocalCluster
+
+    if workers < 1 or threads < 1:
+        raise ExecutorError(
+            f"a cluster needs at least one worker and one thread each, not {workers} x {threads}",
+            hint="pass --workers 1 or more and --threads 1 or more",
+        )
+    try:
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host=host,
+            scheduler_port=port,
+            dashboard_address=None,
+        )
+    except OSError as exc:
+        raise ExecutorError(
+            f"cannot start a Dask scheduler on {host}:{port}: {exc}",
+            hint="choose a free port with --port (0 picks one), or stop the cluster already running",
+        ) from exc
+    stop = stop or threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        # Dask's own handlers would swallow Ctrl-C; SIGINT and SIGTERM stop the cluster cleanly.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda *_: stop.set())
+    try:
+        with Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+            client.wait_for_workers(workers, timeout=60)
+        on_ready(str(cluster.scheduler_address))
+        stop.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        cluster.close()  # type: ignore[no-untyped-call]

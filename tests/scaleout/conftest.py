@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from core.executor import DaskExecutor
 from tests.scaleout.postgres import PostgresServer, missing_reason, running_server
 
 
@@ -27,3 +28,11 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
     name = postgres.create_database()
     yield postgres.url(name)
     postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[DaskExecutor]:
+    """A Dask LocalCluster of two worker processes on loopback, shared by the session."""
+    with DaskExecutor.local_cluster(workers=2) as executor:
+        assert isinstance(executor, DaskExecutor)
+        yield executor

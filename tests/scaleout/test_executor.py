@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -12,13 +11,6 @@ import pytest
 from core.executor import DaskExecutor, ExecutorError, LocalExecutor, check_address, open_executor
 from core.measurements import MeasurementStore, partition
 from tests.scaleout import tasks
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskExecutor]:
-    with DaskExecutor.local_cluster(workers=2) as executor:
-        assert isinstance(executor, DaskExecutor)
-        yield executor
 
 
 def test_in_process_keeps_order() -> None:

@@ -1,0 +1,88 @@
+"""The operational store on PostgreSQL: every migration applies, and two processes share it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.state import StateStore, _migration_steps, for_dialect
+from headend.errors import SchedulerLocked
+from headend.lock import acquire, release
+from tests.scaleout import state_workers
+
+
+def _open(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StateStore:
+    monkeypatch.setenv("AMR_STATE_URL", url)
+    return StateStore.open(tmp_path)
+
+
+def test_all_migrations_apply(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _open(pg_url, tmp_path, monkeypatch)
+    query = sa.text("SELECT version FROM schema_migrations ORDER BY 1")
+    with store.read() as conn:
+        versions = [row[0] for row in conn.execute(query)]
+    assert versions == [v for v, _, _ in _migration_steps()]
+    assert store.migrate() == versions[-1]  # a second open applies nothing
+    assert not (tmp_path / "state.db").exists()
+    store.dispose()
+
+
+def test_autoincrement_keys_work(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _open(pg_url, tmp_path, monkeypatch)
+    insert = sa.text("INSERT INTO headend_daemon_events (at, kind) VALUES (:at, :kind)")
+    with store.transaction() as conn:
+        conn.execute(insert, [{"at": "2026-11-01T00:00:00Z", "kind": k} for k in ("a", "b")])
+    with store.read() as conn:
+        ids = [r[0] for r in conn.execute(sa.text("SELECT id FROM headend_daemon_events ORDER BY id"))]
+    assert len(ids) == 2 and ids[0] < ids[1]
+    store.dispose()
+
+
+def test_sqlite_statements_are_left_alone() -> None:
+    statement = "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT)"
+    assert for_dialect(statement, "sqlite") == statement
+    assert "AUTOINCREMENT" not in for_dialect(statement, "postgresql")
+
+
+def test_description_hides_the_password(
+    postgres: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMR_STATE_URL", "postgresql+psycopg://amr:s3cret-pw@127.0.0.1:1/none")
+    with pytest.raises(Exception) as info:
+        StateStore.open(tmp_path)
+    assert "s3cret-pw" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_two_processes_migrate_and_lease_counters_at_once(pg_url: str, tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        versions = pool.map(state_workers.open_and_migrate, [(pg_url, str(tmp_path))] * 2, chunksize=1)
+        assert versions[0] == versions[1] == _migration_steps()[-1][0]
+        taken = pool.map(state_workers.take_counters, [(pg_url, str(tmp_path), 300)] * 2, chunksize=1)
+    every = taken[0] + taken[1]
+    assert len(every) == 600
+    assert len(set(every)) == 600, "two processes were handed the same invocation counter"
+
+
+def test_standby_scheduler_takes_over_an_expired_lease(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _open(pg_url, tmp_path, monkeypatch)
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    ttl = dt.timedelta(seconds=30)
+    acquire(store, "active", ttl=ttl, now=now)
+    with pytest.raises(SchedulerLocked, match="active"):
+        acquire(store, "standby", ttl=ttl, now=now + dt.timedelta(seconds=10))
+    acquire(store, "active", ttl=ttl, now=now + dt.timedelta(seconds=20))  # renewal
+    # the active one dies: its lease runs out and the standby takes over, once
+    acquire(store, "standby", ttl=ttl, now=now + dt.timedelta(seconds=51))
+    with pytest.raises(SchedulerLocked, match="standby"):
+        acquire(store, "active", ttl=ttl, now=now + dt.timedelta(seconds=52))
+    release(store, "standby")
+    acquire(store, "active", ttl=ttl, now=now + dt.timedelta(seconds=53))
+    store.dispose()
