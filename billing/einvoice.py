@@ -305,7 +305,3 @@ def verify(xml: bytes, cert_pem: bytes) -> etree._Element:
 
 def to_bytes(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def invoice_date_of(value: object) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
