@@ -90,8 +90,14 @@ def _build_daily(files: list[Path], target: Path) -> None:
     frame = (
         pl.scan_parquet([str(f) for f in files])
         .select("meter_id", "date", "basis", *_DAY_FIELDS)
-        .unique(["meter_id", "date"], keep="last")
-        .sort("meter_id", "date")
+        # One row per meter and day (the last written wins). Sorting and comparing with the next
+        # row does it several times faster than `unique` on millions of rows.
+        .sort("meter_id", "date", maintain_order=True)
+        .filter(
+            (pl.col("meter_id") != pl.col("meter_id").shift(-1))
+            | (pl.col("date") != pl.col("date").shift(-1))
+            | pl.col("date").shift(-1).is_null()
+        )
         .group_by("meter_id", maintain_order=True)
         .agg(
             pl.col("date").dt.day().cast(pl.Int32).alias("d"),

@@ -63,3 +63,14 @@ def test_reads_stay_whole_while_another_process_publishes(tmp_path: Path) -> Non
     serving.refresh()
     last = serving.month_of_days("M1", bucket_of("M1", BUCKETS), "2026-10")
     assert last is not None and last.columns["e"][0] == 5000
+
+
+def test_a_repeated_meter_day_counts_once_and_the_last_row_wins(tmp_path: Path) -> None:
+    rows = daily_rows("M1", dt.date(2026, 10, 1), 3, 1000, "intervals")
+    again = dict(rows[1], energy_wh=7777)
+    publish_daily(tmp_path, [*rows, again])
+    serving = ServingSnapshot(tmp_path)
+    serving.refresh()
+    month = serving.month_of_days("M1", bucket_of("M1", BUCKETS), "2026-10")
+    assert month is not None and month.columns["d"] == [1, 2, 3]
+    assert month.columns["e"] == [1000, 7777, 1200]
