@@ -6,7 +6,6 @@ referencing DLHDon by Id) with the seller's certificate.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import functools
 import hashlib
 import json
