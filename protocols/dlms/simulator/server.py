@@ -16,7 +16,7 @@ from dlms_cosem.protocol.xdlms.conformance import Conformance
 
 from protocols.dlms import apdu, axdr, ciphering
 from protocols.dlms.association import GMAC_CONTROL, gmac_tag
-from protocols.dlms.errors import DlmsRemoteError
+from protocols.dlms.errors import ApduError, DlmsRemoteError
 from protocols.dlms.simulator.meter import READ_WRITE_DENIED, SimulatedMeter
 
 PUBLIC_CLIENT = 16
@@ -33,6 +33,17 @@ SERVER_CONFORMANCE = Conformance(
     priority_management_supported=True,
 )
 _EXCEPTION = bytes((apdu.EXCEPTION_RESPONSE, 1, 2))  # state-error: service-not-allowed
+
+
+class _Malformed(Exception):
+    """A request dlms-cosem could not parse: answered with an exception-response."""
+
+
+def _parse(parser: Any, data: bytes) -> Any:
+    try:
+        return parser(data)
+    except Exception as exc:  # dlms-cosem raises ValueError, KeyError, IndexError ... on bad bytes
+        raise _Malformed(str(exc)) from None
 
 
 def _intersect(proposed: Conformance, offered: Conformance) -> Conformance:
@@ -198,32 +209,32 @@ class ServerAssociation:
         if self.hls_pending and tag != apdu.ACTION_REQUEST:
             return _EXCEPTION
         try:
-            if tag == apdu.GET_REQUEST:
+            if tag == apdu.GET_REQUEST and len(plain) >= 3:
                 return self._get(plain)
-            if tag == apdu.SET_REQUEST:
+            if tag == apdu.SET_REQUEST and len(plain) >= 3:
                 return self._set(plain)
-            if tag == apdu.ACTION_REQUEST:
+            if tag == apdu.ACTION_REQUEST and len(plain) >= 3:
                 return self._action(plain)
-        except Exception:  # dlms-cosem's request parsers on malformed input
+        except (_Malformed, ApduError):
             return _EXCEPTION
         return _EXCEPTION
 
     def _get(self, plain: bytes) -> bytes:
         kind, invoke = plain[1], plain[2]
         if kind == apdu.NEXT_OR_BLOCK:
-            request = xdlms.GetRequestNext.from_bytes(plain)
+            request = _parse(xdlms.GetRequestNext.from_bytes, plain)
             return self._next_block(invoke, request.block_number)
         if kind == apdu.WITH_LIST:
             if not self.conformance.multiple_references:
                 return _EXCEPTION
-            request = xdlms.GetRequestWithList.from_bytes(plain)
+            request = _parse(xdlms.GetRequestWithList.from_bytes, plain)
             out = bytearray((apdu.GET_RESPONSE, apdu.WITH_LIST, invoke))
             out += axdr.encode_length(len(request.cosem_attributes_with_selection))
             for item in request.cosem_attributes_with_selection:
                 value = self._read(item.attribute, None)
                 out += (b"\x00" + value) if isinstance(value, bytes) else bytes((1, value))
             return bytes(out)
-        request = xdlms.GetRequestNormal.from_bytes(plain[:12] + b"\x00")
+        request = _parse(xdlms.GetRequestNormal.from_bytes, plain[:12] + b"\x00")
         access = plain[13:] if len(plain) > 13 and plain[12] == 1 else None
         if access is not None and not self.conformance.selective_access:
             return _EXCEPTION
@@ -270,7 +281,7 @@ class ServerAssociation:
             return 12  # type-unmatched: a selective access we do not understand
 
     def _set(self, plain: bytes) -> bytes:
-        request = xdlms.SetRequestNormal.from_bytes(plain)
+        request = _parse(xdlms.SetRequestNormal.from_bytes, plain)
         obis = ".".join(str(b) for b in request.cosem_attribute.instance.to_bytes())
         result = (
             READ_WRITE_DENIED
@@ -282,7 +293,7 @@ class ServerAssociation:
         return bytes((apdu.SET_RESPONSE, apdu.NORMAL, plain[2], result))
 
     def _action(self, plain: bytes) -> bytes:
-        request = xdlms.ActionRequestNormal.from_bytes(plain)
+        request = _parse(xdlms.ActionRequestNormal.from_bytes, plain)
         obis = ".".join(str(b) for b in request.cosem_method.instance.to_bytes())
         invoke = plain[2]
         if obis == "0.0.40.0.0.255" and request.cosem_method.method == 1 and self.hls_pending:
