@@ -18,7 +18,7 @@ from headend.errors import KeyStoreError
 from headend.keystore import KeyStore
 from headend.registry import Meter
 from headend.sessions import CLOCK, EVENTS, PROFILES, REGISTERS, SET_CLOCK, MeterSession
-from protocols.dlms.counters import InvocationCounterStore, MemoryCounterStore, StateCounterStore
+from protocols.dlms.counters import InvocationCounterStore, StateCounterStore
 from protocols.dlms.session import DlmsSession, open_session
 from protocols.dlms.settings import DlmsMeterSettings
 
@@ -87,8 +87,10 @@ async def open_dlms_session(
     counters: InvocationCounterStore | None = None,
 ) -> AsyncIterator[MeterSession]:
     async with open_session(
-        meter.url, secrets=secrets_for(meter, keystore), counters=counters or MemoryCounterStore(),
-        timeout=timeout, settings=settings_for(meter), meter_id=meter.meter_id, source=source,
+        # counters=None takes the protocol's process-wide store: a fresh store per session
+        # would reuse invocation counters, which a meter refuses as a replay
+        meter.url, secrets=secrets_for(meter, keystore), counters=counters,
+        timeout=timeout, settings=settings_for(meter), meter_id=meter.meter_id, source=source, clock=clock,
     ) as session:
         yield DlmsMeterSession(meter, session)
 

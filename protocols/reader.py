@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from core.clock import Clock
 from core.meter_url import MeterUrl
@@ -28,7 +29,9 @@ async def read_meter(
     clock: Clock | None = None,
     timeout: float = 10.0,
     source: str = "",
+    counters: Any = None,
 ) -> list[Reading]:
+    """Read a meter once; `counters` is a DLMS invocation-counter store (durable for ciphered meters)."""
     if url.protocol == "modbus":
         if profile or clock_only:
             raise LocalProtocolError(
@@ -44,5 +47,6 @@ async def read_meter(
 
     return await read_dlms_meter(
         url, meter_id, quantities=quantities, profile=profile, start=start, end=end,
-        clock_only=clock_only, secrets=secrets, timeout=timeout, source=source,
+        clock_only=clock_only, secrets=secrets, timeout=timeout, source=source, counters=counters,
+        clock=clock,
     )

@@ -8,7 +8,7 @@ import datetime as dt
 import typer
 from rich.table import Table
 
-from amr.context import console, handle_errors, print_json, settings
+from amr.context import console, handle_errors, print_json, settings, state
 from core.meter_url import MeterUrl
 from protocols.reader import read_meter
 
@@ -46,8 +46,9 @@ def read(
     """
     meter_url = MeterUrl.parse(url)
     secrets = None
+    counters = None
     if "key" in meter_url.params:
-        from headend.dlms_session import secrets_for
+        from headend.dlms_session import counter_store, secrets_for
         from headend.keystore import KeyStore
         from headend.registry import Meter
 
@@ -56,11 +57,13 @@ def read(
             meter_id=meter_id, meter_key=0, url=meter_url, protocol=meter_url.protocol, bucket=0
         )
         secrets = secrets_for(unregistered, KeyStore(settings().headend.key_file))
+        # ciphered requests must never reuse an invocation counter, across processes too
+        counters = counter_store(state())
     readings = asyncio.run(
         read_meter(
             meter_url, meter_id, quantities=quantity or None, profile=profile,
             start=_utc(start, "--from"), end=_utc(end, "--to"), clock_only=clock,
-            secrets=secrets, timeout=timeout, source="amr-read",
+            secrets=secrets, timeout=timeout, source="amr-read", counters=counters,
         )
     )
     if as_json:
