@@ -48,6 +48,7 @@ def test_every_issued_bill_arrives_once_with_its_key(tmp_path: Path) -> None:
     assert outbox.counts(state)["acknowledged"] == 2
 
 
+@pytest.mark.slow
 def test_outage_then_recovery_loses_nothing_and_keeps_each_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     state = StateStore.open(data_dir)
