@@ -121,6 +121,17 @@ def build(data_dir: Path, customers: int, buckets: int) -> dict[str, float]:
     return timings
 
 
+def warm_page_cache(data_dir: Path) -> float:
+    """Read the serving files and the registry once, as a long-running server's memory would
+    hold them; otherwise the first minutes measure the disk, not the portal. Returns GB read."""
+    total = 0
+    for path in [*sorted((data_dir / "portal").rglob("*.db")), data_dir / "state.db"]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                total += len(chunk)
+    return total / 1e9
+
+
 def wait_healthy(url: str, timeout_s: float) -> None:
     ends = time.monotonic() + timeout_s
     while time.monotonic() < ends:
@@ -185,6 +196,10 @@ def main() -> None:
         marker.write_text(json.dumps(built))
     print("build: " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()))
 
+    started = time.perf_counter()
+    gigabytes = warm_page_cache(data_dir)
+    print(f"page cache warmed: {gigabytes:.1f} GB of serving files and registry in "
+          f"{time.perf_counter() - started:.1f} s")
     state = StateStore.open(data_dir)
     client = add_client(state, f"bench-{os.getpid()}-{int(time.time())}", rate_per_s=10_000_000)
     state.dispose()

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.state import BUSY_TIMEOUT_S, StateStore
+from portal_api.serving import MMAP_BYTES
 
 
 class StoreReader:
@@ -32,6 +33,7 @@ class StoreReader:
         if conn is None:
             conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
                                    check_same_thread=False)
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._local.conn = conn
         return conn
 
