@@ -27,6 +27,10 @@ class HeadendSettings(BaseModel):
     retries: int = Field(default=3, ge=0)
     backoff_s: float = Field(default=1.0, ge=0)
     clock_threshold_s: int = Field(default=10, ge=1)
+    max_clock_corrections_per_day: int = Field(default=2, ge=0, description="automatic corrections per meter")
+    per_cell: int = Field(default=64, ge=1, description="sessions at once through one GPRS cell")
+    breaker_threshold: int = Field(default=5, ge=1, description="failed rounds before a meter is rested")
+    breaker_cooldown_s: int = Field(default=3600, ge=1, description="first rest; doubles up to a day")
     key_file: Path | None = Field(default=None, description="meter key store (mode 0600)")
 
 

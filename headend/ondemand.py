@@ -59,5 +59,5 @@ def poll_now(
     )
     return asyncio.run(poll_meters(
         state, data_dir, meters, settings=settings, clock=clock, since=since, progress=progress,
-        options=PollOptions(kind="on-demand"), priority=ON_DEMAND,
+        options=PollOptions.from_settings(settings, kind="on-demand"), priority=ON_DEMAND,
     ))

@@ -65,6 +65,19 @@ class PollOptions:
     stop_grace_s: float | None = None  # after a stop, how long sessions may finish; None: session budget
     kind: str = "on-demand"
 
+    @classmethod
+    def from_settings(cls, settings: HeadendSettings, *, kind: str = "on-demand") -> PollOptions:
+        """The installation's configured limits, breaker and correction cap."""
+        return cls(
+            per_cell=settings.per_cell,
+            breaker=BreakerPolicy(
+                threshold=settings.breaker_threshold,
+                cooldown=dt.timedelta(seconds=settings.breaker_cooldown_s),
+            ),
+            max_clock_corrections_per_day=settings.max_clock_corrections_per_day,
+            kind=kind,
+        )
+
 
 @dataclass(slots=True)
 class RoundReport:
@@ -379,7 +392,7 @@ async def poll_meters(
 ) -> RoundReport:
     """Poll the meters once, land what they hold beyond their watermarks, and report."""
     clock = clock or SystemClock()
-    options = options or PollOptions()
+    options = options or PollOptions.from_settings(settings)
     stop = stop or asyncio.Event()
     connector = connector or ProtocolConnector(
         keystore=KeyStore(settings.key_file), clock=clock, counters=counter_store(state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shlex
 import sys
 
 import typer
@@ -15,6 +16,7 @@ from core.clock import SystemClock
 from headend.daemon import Daemon, DaemonOptions, list_jobs
 from headend.metrics import render
 from headend.ondemand import poll_now
+from headend.poll import PollOptions
 from headend.status import status as headend_status
 
 app = typer.Typer(no_args_is_help=True, help="Poll meters, run the scheduler, see what fails and why.")
@@ -69,11 +71,21 @@ def poll(
         console.print(table)
 
 
+def _command(text: str | None) -> tuple[str, ...]:
+    """A child command line; a leading `amr` runs this interpreter's amr, whatever PATH says."""
+    words = tuple(shlex.split(text)) if text else ()
+    if words and words[0] == "amr":
+        return (sys.executable, "-m", "amr", *words[1:])
+    return words
+
+
 @app.command("run")
 @handle_errors
 def run(
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port."),
-    after_round: str | None = typer.Option(None, help="Command run as a child process after each round."),
+    after_round: str | None = typer.Option(
+        "amr ingest run", help="Command run as a child process after each round ('' for none)."
+    ),
     month_end: str | None = typer.Option(None, help="Command run as a child process at each month's end."),
 ) -> None:
     """Run the head-end daemon: scheduled rounds by bucket, intra-day reads, month-end run.
@@ -82,12 +94,14 @@ def run(
 
     Example: amr headend run --metrics-port 9108 --after-round "amr ingest run"
     """
+    config = settings()
     options = DaemonOptions(
-        after_round=tuple(after_round.split()) if after_round else (),
-        month_end=tuple(month_end.split()) if month_end else (),
+        after_round=_command(after_round),
+        month_end=_command(month_end),
         metrics_port=metrics_port,
+        poll=PollOptions.from_settings(config.headend, kind="scheduled"),
     )
-    daemon = Daemon(state(), data_dir(), settings(), options=options)
+    daemon = Daemon(state(), data_dir(), config, options=options)
     console.print("head-end running; Ctrl-C or SIGTERM stops it")
     code = asyncio.run(daemon.run())
     raise typer.Exit(code)
