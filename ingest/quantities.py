@@ -68,11 +68,15 @@ def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf.select("quantity", "unit").unique().with_columns(kind_expr(), unit_exponent_expr().alias("_exp"))
     )
     energy = pl.col("kind").is_in([REGISTER, INTERVAL])
+    # a value whose mWh would not fit in 64 bits is refused with the unit, never wrapped
+    k = (pl.col("scale").cast(pl.Int64) + pl.col("_exp").cast(pl.Int64)).clip(0, 18)
+    fits = pl.col("value").abs() <= pl.lit(2**63 - 1, pl.Int64) // pl.lit(10, pl.Int64).pow(k)
+    usable = energy & pl.col("_exp").is_not_null() & fits
     return (
         lf.join(pairs, on=["quantity", "unit"], how="left", nulls_equal=True)
         .with_columns(
-            unit_ok=~energy | pl.col("_exp").is_not_null(),
-            mwh=pl.when(energy & pl.col("_exp").is_not_null()).then(mwh_expr(pl.col("_exp"))).otherwise(None),
+            unit_ok=~energy | usable.fill_null(False),
+            mwh=pl.when(usable).then(mwh_expr(pl.col("_exp"))).otherwise(None),
         )
         .drop("_exp")
     )

@@ -28,6 +28,7 @@ from typing import Final
 import polars as pl
 import sqlalchemy as sa
 
+from core.buckets import bucket_expr
 from core.config import Settings
 from core.landing import LandingBatch, list_batches
 from core.measurements import MeasurementStore, Partition, Table, partition
@@ -48,6 +49,7 @@ from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
 DAY = dt.timedelta(days=1)
+GROUP_ROWS: Final = 2_000_000  # rows of small partitions of a day that share one plan
 # A partition's plan has windows, sorts and as-of joins over data that fits in memory by
 # construction (one day of one bucket); the in-memory engine runs it several times faster
 # than Polars 2's default streaming engine.
@@ -135,6 +137,8 @@ class _Run:
     decisions: pl.DataFrame
     pending: dict[PartitionKey, Path] = field(default_factory=dict)  # written, not yet committed
     pending_names: dict[PartitionKey, str] = field(default_factory=dict)
+    pending_rows: dict[PartitionKey, int] = field(default_factory=dict)
+    buckets: int = 16
     pending_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
@@ -145,6 +149,37 @@ class _Run:
             return pl.scan_parquet(self.pending[(day, bucket)])
         return self.table(READINGS).scan(READINGS_SCHEMA, date=day, bucket=bucket)
 
+    def group_readings(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
+        return pl.concat([self.readings(day, b) for b in buckets], how="vertical_relaxed")
+
+    def rows_of(self, day: dt.date, bucket: int) -> int:
+        """Rows a partition holds (from Parquet metadata), to size groups of buckets."""
+        if (day, bucket) in self.pending_rows:
+            return self.pending_rows[(day, bucket)]
+        files = self.table(READINGS).files(date=day, bucket=bucket)
+        if not files:
+            return 0
+        return int(pl.scan_parquet(files).select(pl.len()).collect().item())
+
+    def with_bucket(self, frame: pl.DataFrame, buckets: list[int], key: str = "meter_key") -> pl.DataFrame:
+        """Add each row's bucket (from the registry; by hash for unknown meters)."""
+        if len(buckets) == 1:
+            return frame.with_columns(bucket=pl.lit(buckets[0], pl.Int32))
+        keyed = frame.join(self.registry.select(key, "bucket"), on=key, how="left")
+        unknown = keyed.filter(pl.col("bucket").is_null())
+        if unknown.height:
+            ids = (
+                unknown.select("meter_id")
+                .unique()
+                .with_columns(bucket_expr("meter_id", self.buckets).alias("_b"))
+            )
+            keyed = (
+                keyed.join(ids, on="meter_id", how="left")
+                .with_columns(bucket=pl.coalesce("bucket", "_b"))
+                .drop("_b")
+            )
+        return keyed
+
     def readings_days(self, bucket: int) -> set[dt.date]:
         days = {d for d, b in self.pending if b == bucket}
         for path in self.table(READINGS).manifest().partitions:
@@ -153,10 +188,13 @@ class _Run:
                 days.add(dt.date.fromisoformat(values["date"]))
         return days
 
-    def meters(self, bucket: int) -> pl.LazyFrame:
-        return self.registry.lazy().filter(pl.col("bucket") == bucket)
+    def meters(self, buckets: list[int]) -> pl.LazyFrame:
+        return self.registry.lazy().filter(pl.col("bucket").is_in(buckets))
 
-    def daily_history(self, day: dt.date, bucket: int) -> pl.LazyFrame:
+    def daily_history(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
+        return pl.concat([self._daily_history(day, b) for b in buckets], how="vertical_relaxed")
+
+    def _daily_history(self, day: dt.date, bucket: int) -> pl.LazyFrame:
         first = day - dt.timedelta(days=self.cfg.history_days)
         months = sorted({(first + DAY * i).strftime("%Y-%m") for i in range(self.cfg.history_days)})
         pending_days = {d for d, b in self.pending_daily if b == bucket}
@@ -232,11 +270,13 @@ def ingest_batches(
         registry=registry,
         calendars=load_calendars(),
         decisions=_load_decisions(state, {d for d, _ in touched}),
+        buckets=settings.buckets,
     )
     methods: Counter[str] = Counter()
     replaced: list[pl.DataFrame] = []
-    for key in touched:
-        outcomes, estimates, gone = _vee_partition(run, key, staged.files.get(key, []))
+    sizes = {key: staged.rows.get(key, 0) + run.rows_of(*key) for key in touched}
+    for day, buckets in _groups(sizes):
+        outcomes, estimates, gone = _vee_group(run, day, buckets, staged)
         tally(counts, outcomes)
         methods.update(dict(estimates.iter_rows()))
         if gone.height:
@@ -259,32 +299,57 @@ def ingest_batches(
     return report
 
 
-def _vee_partition(
-    run: _Run, key: PartitionKey, files: list[Path]
+def _groups(sizes: dict[PartitionKey, int]) -> list[tuple[dt.date, list[int]]]:
+    """Partitions grouped per day into runs of buckets of at most GROUP_ROWS rows together,
+    so small partitions share one plan (a plan has a fixed cost) and big ones stay alone."""
+    by_day: dict[dt.date, list[int]] = {}
+    for day, bucket in sorted(sizes):
+        by_day.setdefault(day, []).append(bucket)
+    out: list[tuple[dt.date, list[int]]] = []
+    for day, buckets in by_day.items():
+        group: list[int] = []
+        rows = 0
+        for bucket in buckets:
+            if group and rows + sizes[(day, bucket)] > GROUP_ROWS:
+                out.append((day, group))
+                group, rows = [], 0
+            group.append(bucket)
+            rows += sizes[(day, bucket)]
+        out.append((day, group))
+    return out
+
+
+def _vee_group(
+    run: _Run, day: dt.date, buckets: list[int], staged: Staged
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    day, bucket = key
+    files = [f for b in buckets for f in staged.files.get((day, b), [])]
     new = pl.scan_parquet(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
-    available = run.readings_days(bucket) - {day}
+    available = set().union(*(run.readings_days(b) for b in buckets)) - {day}
     likes = like_days(day, available, run.cfg)
-    like_frames = [run.readings(d, bucket).filter(pl.col("mwh").is_not_null()) for d in likes]
+    like_frames = [run.group_readings(d, buckets).filter(pl.col("mwh").is_not_null()) for d in likes]
     empty = pl.LazyFrame(schema=READINGS_SCHEMA)
     like = pl.concat(like_frames, how="vertical_relaxed") if like_frames else empty
     inputs = VeeInputs(
         day=day,
-        existing=run.readings(day, bucket),
+        existing=run.group_readings(day, buckets),
         new=new,
-        previous=run.readings(day - DAY, bucket),
-        meters=run.meters(bucket),
-        history=run.daily_history(day, bucket),
+        previous=run.group_readings(day - DAY, buckets),
+        meters=run.meters(buckets),
+        history=run.daily_history(day, buckets),
         like=like,
         decisions=run.decisions.filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
     )
     vee = plan(inputs, run.cfg, run.now)
     readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
-    name = table.write_file(partition(date=day, bucket=bucket), readings)
-    run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
-    run.pending_names[key] = name
+    split = run.with_bucket(readings, buckets).partition_by("bucket", as_dict=True, include_key=False)
+    for (bucket,), part in split.items():
+        assert isinstance(bucket, int)
+        key = (day, bucket)
+        name = table.write_file(partition(date=day, bucket=bucket), part.select(list(READINGS_SCHEMA)))
+        run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
+        run.pending_names[key] = name
+        run.pending_rows[key] = part.height
     estimates = readings.filter(pl.col("state") == ESTIMATED).group_by("method").len()
     return outcomes, estimates, gone
 
@@ -331,9 +396,9 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
     new_daily: dict[tuple[str, int], list[pl.DataFrame]] = {}
     new_regs: dict[tuple[str, int], list[pl.DataFrame]] = {}
     findings: dict[Partition, pl.DataFrame] = {}
-    for day, bucket in sorted(days):
-        before, prev, cur, nxt = (run.readings(day + DAY * k, bucket) for k in (-2, -1, 0, 1))
-        meters = run.meters(bucket)
+    for day, buckets in _groups({key: run.rows_of(*key) for key in days}):
+        before, prev, cur, nxt = (run.group_readings(day + DAY * k, buckets) for k in (-2, -1, 0, 1))
+        meters = run.meters(buckets)
         ends = aggregate.day_ends(prev, cur, nxt, day, run.cfg).cache()
         adv = aggregate.advances(
             aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
@@ -348,20 +413,27 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
             intervals,
             adv,
             rows,
-            run.daily_history(day, bucket),
+            run.daily_history(day, buckets),
             meters,
             day=day,
             complete=complete,
             cfg=run.cfg,
         )
         day_rows, found_rows, regs = pl.collect_all(
-            [rows, found, aggregate.register_reads(ends)], engine=ENGINE
+            [rows, found, ends.select("meter_key", *aggregate.register_reads(ends).collect_schema())],
+            engine=ENGINE,
         )
-        run.pending_daily[(day, bucket)] = day_rows
         month = day.strftime("%Y-%m")
-        new_daily.setdefault((month, bucket), []).append(day_rows)
-        new_regs.setdefault((month, bucket), []).append(regs)
-        findings[partition(date=day, bucket=bucket)] = found_rows
+        daily_parts = _split(run.with_bucket(day_rows, buckets, key="meter_id"), buckets)
+        regs_parts = _split(run.with_bucket(regs, buckets), buckets)
+        found_parts = _split(run.with_bucket(found_rows, buckets), buckets)
+        for bucket in buckets:
+            run.pending_daily[(day, bucket)] = daily_parts[bucket].select(list(DAILY_SCHEMA))
+            new_daily.setdefault((month, bucket), []).append(daily_parts[bucket].select(list(DAILY_SCHEMA)))
+            new_regs.setdefault((month, bucket), []).append(
+                aggregate.register_reads(regs_parts[bucket].lazy()).collect()
+            )
+            findings[partition(date=day, bucket=bucket)] = found_parts[bucket].select(list(FINDINGS_SCHEMA))
     _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
     _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
     merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
@@ -372,6 +444,12 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
         }
     )
     return len(days)
+
+
+def _split(frame: pl.DataFrame, buckets: list[int]) -> dict[int, pl.DataFrame]:
+    """A frame with a `bucket` column as one frame per bucket (empty ones included)."""
+    parts = {int(k[0]): v for k, v in frame.partition_by("bucket", as_dict=True).items()}  # type: ignore[arg-type]
+    return {b: parts.get(b, frame.clear()) for b in buckets}
 
 
 def _replace_days(

@@ -33,6 +33,7 @@ class Staged:
     folder: Path
     files: dict[PartitionKey, list[Path]] = field(default_factory=lambda: defaultdict(list))
     rows_in: dict[int, int] = field(default_factory=dict)  # batch index -> rows
+    rows: dict[PartitionKey, int] = field(default_factory=lambda: defaultdict(int))  # staged per partition
 
 
 def staging_root(data_dir: Path) -> Path:
@@ -93,3 +94,4 @@ def stage(staged: Staged, routed: pl.DataFrame, *, batch: int) -> None:
         path = folder / f"{batch:06d}.parquet"
         part.drop("day", "bucket").write_parquet(path, compression="lz4")
         staged.files[(day, bucket)].append(path)
+        staged.rows[(day, bucket)] += part.height
