@@ -49,7 +49,7 @@ from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
 DAY = dt.timedelta(days=1)
-GROUP_ROWS: Final = 2_000_000  # rows of small partitions of a day that share one plan
+GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one plan
 # A partition's plan has windows, sorts and as-of joins over data that fits in memory by
 # construction (one day of one bucket); the in-memory engine runs it several times faster
 # than Polars 2's default streaming engine.
