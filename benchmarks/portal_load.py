@@ -220,7 +220,8 @@ def main() -> None:
             script.write_text(WRK_SCRIPT.format(n=customers, token=token, month=MONTH, days=DAYS))
             baseline = Path(scratch) / "baseline.lua"
             baseline.write_text(BASELINE_SCRIPT)
-            run_wrk(url, script, steps[0], 1, args.threads)  # warm the workers' caches and connections
+            if not args.quick:
+                run_wrk(url, script, steps[0], 1, args.threads)  # warm the workers' caches
             print(f"\n{'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} "
                   f"{'base req/s':>10} {'ratio':>6}")
             for connections in steps:
