@@ -128,6 +128,7 @@ class DaskExecutor(Executor):
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            env=worker_env(threads),
         )
         return cls(Client(cluster, set_as_default=False), cluster=cluster, retries=retries)  # type: ignore[no-untyped-call]
 
@@ -154,6 +155,12 @@ class DaskExecutor(Executor):
         self.client.close()  # type: ignore[no-untyped-call]
         if self._cluster is not None:
             self._cluster.close()
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """Environment of a worker process: Polars may use as many threads as the worker runs
+    tasks at once, so workers on one machine do not each take every core."""
+    return {"POLARS_MAX_THREADS": str(threads)}
 
 
 def check_address(address: str) -> str:
@@ -235,6 +242,7 @@ def run_local_cluster(
             host=host,
             scheduler_port=port,
             dashboard_address=None,
+            env=worker_env(threads),
         )
     except OSError as exc:
         raise ExecutorError(

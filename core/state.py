@@ -66,6 +66,20 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
+def _connect_args(url: str) -> dict[str, Any]:
+    """Driver options for a server database URL.
+
+    psycopg 3 binds parameters on the server, where PostgreSQL cannot type a parameter
+    that first appears as `:x IS NULL` (the rooms' optional filters); binding on the client
+    (values quoted by psycopg, still never built into SQL by us) types them as SQLite does.
+    """
+    if sa.engine.make_url(url).drivername == "postgresql+psycopg":
+        import psycopg
+
+        return {"cursor_factory": psycopg.ClientCursor}
+    return {}
+
+
 def _migration_steps() -> list[tuple[int, str, list[str]]]:
     """Every `core/migrations/vNNNN_name.py` module's STATEMENTS, in version order."""
     steps = []
@@ -93,7 +107,7 @@ class StateStore:
     def open(cls, data_dir: Path) -> StateStore:
         url = os.environ.get("AMR_STATE_URL")
         if url:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
             # the URL without its password: descriptions reach error messages
             store = cls(engine, description=f"database {engine.url.render_as_string(hide_password=True)}")
         else:
