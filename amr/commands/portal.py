@@ -11,8 +11,12 @@ from rich.table import Table
 
 from amr.context import console, handle_errors, print_json, settings, state
 
-app = typer.Typer(no_args_is_help=True, help="The portal API, bill publishing and the customer page.")
-clients_app = typer.Typer(no_args_is_help=True, help="Integrator clients of the portal API.")
+app = typer.Typer(no_args_is_help=True,
+                  help="The portal API, bill publishing and the customer page.\n\nExample: amr portal serve")
+clients_app = typer.Typer(
+    no_args_is_help=True,
+    help="Integrator clients of the portal API.\n\nExample: amr portal clients add hanoi-portal",
+)
 app.add_typer(clients_app, name="clients")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
