@@ -60,8 +60,13 @@ def _sqlite_engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # pysqlite's own BEGIN is deferred; IMMEDIATE takes the write lock up front.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # pysqlite's own BEGIN is deferred; IMMEDIATE takes the write lock up front, so two
+        # writers queue on the busy timeout instead of failing a lock upgrade. Readers take
+        # a deferred transaction: in WAL mode they never wait for a writer.
+        if conn.get_execution_options().get("amr_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -156,7 +161,8 @@ class StateStore:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        """A connection for reading: it never takes the write lock."""
+        with self.engine.connect().execution_options(amr_read_only=True) as conn:
             yield conn
 
     def dispose(self) -> None:

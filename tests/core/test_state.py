@@ -54,3 +54,12 @@ def test_two_processes_write_at_once_without_locking_each_other_out(data_dir: Pa
         assert w.exitcode == 0
     with StateStore.open(data_dir).read() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM landing_taken")).scalar() == 200
+
+
+def test_a_reader_is_never_held_up_by_an_open_write_transaction(data_dir: Path) -> None:
+    store = StateStore.open(data_dir)
+    with store.transaction() as writer:
+        writer.execute(sa.text("INSERT INTO landing_taken (batch_path, sha256, rows_in) VALUES ('w', 'x', 1)"))
+        # a second connection reads the last committed state at once, without the write lock
+        with store.read() as reader:
+            assert reader.execute(sa.text("SELECT count(*) FROM landing_taken")).scalar() == 0
