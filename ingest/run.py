@@ -150,7 +150,15 @@ class _Run:
         return self.table(READINGS).scan(READINGS_SCHEMA, date=day, bucket=bucket)
 
     def group_readings(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
-        return pl.concat([self.readings(day, b) for b in buckets], how="vertical_relaxed")
+        """The partitions of a day for some buckets as ONE scan (a plan's cost grows with
+        its scan nodes)."""
+        files: list[Path] = []
+        for b in buckets:
+            pending = self.pending.get((day, b))
+            files.extend([pending] if pending else self.table(READINGS).files(date=day, bucket=b))
+        if not files:
+            return pl.LazyFrame(schema=READINGS_SCHEMA)
+        return pl.scan_parquet(files)
 
     def rows_of(self, day: dt.date, bucket: int) -> int:
         """Rows a partition holds (from Parquet metadata), to size groups of buckets."""
@@ -192,19 +200,19 @@ class _Run:
         return self.registry.lazy().filter(pl.col("bucket").is_in(buckets))
 
     def daily_history(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
-        return pl.concat([self._daily_history(day, b) for b in buckets], how="vertical_relaxed")
-
-    def _daily_history(self, day: dt.date, bucket: int) -> pl.LazyFrame:
+        """Daily rows of the buckets' meters in the history window before `day`: the
+        committed ones (one scan) with this run's pending days in their place."""
         first = day - dt.timedelta(days=self.cfg.history_days)
         months = sorted({(first + DAY * i).strftime("%Y-%m") for i in range(self.cfg.history_days)})
-        pending_days = {d for d, b in self.pending_daily if b == bucket}
-        live = (
-            self.table(DAILY)
-            .scan(DAILY_SCHEMA, month=months, bucket=bucket)
-            .filter(pl.col("date").is_between(first, day - DAY) & ~pl.col("date").is_in(sorted(pending_days)))
+        pending = [(d, b) for (d, b) in self.pending_daily if b in buckets]
+        files = self.table(DAILY).files(month=months, bucket=buckets)
+        live = pl.scan_parquet(files) if files else pl.LazyFrame(schema=DAILY_SCHEMA)
+        extra = [self.pending_daily[k] for k in pending if first <= k[0] < day]
+        recent = pl.concat(extra, how="vertical_relaxed") if extra else pl.DataFrame(schema=DAILY_SCHEMA)
+        live = live.filter(pl.col("date").is_between(first, day - DAY)).join(
+            recent.lazy().select("meter_id", "date"), on=["meter_id", "date"], how="anti"
         )
-        extra = [f.lazy() for (d, b), f in self.pending_daily.items() if b == bucket and first <= d < day]
-        return pl.concat([live.select(list(DAILY_SCHEMA)), *extra], how="vertical_relaxed")
+        return pl.concat([live.select(list(DAILY_SCHEMA)), recent.lazy()], how="vertical_relaxed")
 
 
 def _load_decisions(state: StateStore, days: set[dt.date]) -> pl.DataFrame:
