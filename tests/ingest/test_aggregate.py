@@ -1,0 +1,79 @@
+"""Aggregation transforms: TOU split, register-based days with rollover, day findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.timezones import local_midnight_utc
+from ingest import aggregate
+from ingest.config import VeeConfig
+from ingest.tou import in_force, load_calendars
+from tests.ingest.builders import DAY, STEP
+
+CFG = VeeConfig()
+T0 = local_midnight_utc(DAY)
+METERS = pl.LazyFrame({"meter_key": [1, 2], "meter_id": ["M1", "M2"]})
+
+
+def day_of_intervals(mwh: int) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            "meter_key": [1] * 96,
+            "meter_id": ["M1"] * 96,
+            "quantity": [ACTIVE_IMPORT_INTERVAL] * 96,
+            "ts": [T0 + STEP * k for k in range(1, 97)],
+            "mwh": [mwh] * 96,
+            "state": ["valid"] * 96,
+            "method": [None] * 96,
+        },
+        schema_overrides={"ts": pl.Datetime("us", "UTC"), "method": pl.String},
+    )
+
+
+def test_tou_split_by_circular_16_adds_up() -> None:
+    tou = in_force(load_calendars(), DAY).lookup(DAY)  # a Tuesday
+    intervals = aggregate.interval_days(day_of_intervals(1500), tou, CFG)  # 1.5 Wh each
+    no_registers = pl.LazyFrame(
+        schema={"meter_key": pl.Int64, "advance_mwh": pl.Int64, "estimated": pl.Boolean}
+    )
+    row = aggregate.daily(intervals, no_registers, METERS, DAY).collect().row(0, named=True)
+    # offpeak 22:00-04:00 = 24 slots, peak 09:30-11:30 and 17:00-20:00 = 20 slots, normal 52
+    assert (row["offpeak_wh"], row["normal_wh"], row["peak_wh"]) == (36, 78, 30)
+    assert row["energy_wh"] == 144 == row["offpeak_wh"] + row["normal_wh"] + row["peak_wh"]
+    assert row["basis"] == "intervals" and row["intervals"] == 96
+
+
+def test_register_day_unwraps_a_rollover() -> None:
+    def ends(mwh: int) -> pl.LazyFrame:
+        return pl.LazyFrame(
+            {"meter_key": [2], "quantity": ["1.0.1.8.0.255"], "mwh": [mwh], "estimated": [False]}
+        )
+
+    capacity = pl.LazyFrame({"meter_key": [2], "capacity_mwh": [1_000_000_000]})
+    adv = aggregate.advances(ends(999_990_000), ends(5_000), capacity)
+    no_intervals = aggregate.interval_days(
+        day_of_intervals(0).clear(), pl.LazyFrame(schema={"minute": pl.Int32, "tou": pl.String}), CFG
+    )
+    row = aggregate.daily(no_intervals, adv, METERS, DAY).collect().row(0, named=True)
+    assert row["meter_id"] == "M2" and row["basis"] == "registers" and row["energy_wh"] == 15
+
+
+def test_findings_sum_check_and_usage() -> None:
+    intervals = pl.LazyFrame(
+        {"meter_key": [1], "meter_id": ["M1"], "total_mwh": [10_000_000], "est_slots": [0]}
+    )
+    adv = pl.LazyFrame({"meter_key": [1], "advance_mwh": [12_000_000]})
+    day_rows = pl.LazyFrame({"meter_id": ["M1"], "energy_wh": [10_000]})
+    history = pl.LazyFrame(
+        {
+            "meter_id": ["M1"] * 10,
+            "date": [DAY - dt.timedelta(days=n) for n in range(1, 11)],
+            "energy_wh": [3_000] * 10,
+        }
+    )
+    found = aggregate.findings(intervals, adv, day_rows, history, METERS, day=DAY, complete=True, cfg=CFG)
+    rules = dict(found.select("rule", "value").collect().iter_rows())
+    assert rules == {"sum_check": 10_000, "high_usage": 10_000}
