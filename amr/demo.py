@@ -19,8 +19,10 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from billing.customers import import_customers
+from billing.documents import write_documents
 from billing.issue import issue_bills
 from billing.run import run_bills
+from billing.seller import init_test_seller
 from core.clock import VirtualClock
 from core.config import Settings
 from core.state import StateStore
@@ -29,6 +31,7 @@ from headend.poll import poll_meters
 from headend.registry import import_fleet, list_meters
 from ingest.run import run_ingest
 from portal_api.publisher import publish_pending
+from portal_api.serving import ServingSnapshot
 from portal_api.standin import run_intake_standin
 from protocols.modbus.simulator import ModbusFleetSimulator
 
@@ -50,6 +53,9 @@ class DemoSummary:
     estimates: int = 0
     bills: int = 0
     issued: int = 0
+    documents: int = 0
+    first_customer: str = ""
+    documents_dir: Path = Path()
     held: int = 0
     total_vnd: int = 0
     published: int = 0
@@ -83,11 +89,12 @@ async def _poll_month(
     ) as fleet:
         fleet_file = settings.data_dir / "demo-fleet.csv"
         fleet.write_fleet_file(fleet_file)
-        summary.fleet_file = fleet_file
+        summary.fleet_file = fleet_file.resolve()
         import_fleet(state, fleet_file, buckets=settings.buckets, mode="all-or-nothing")
         import_customers(state, fleet_file, mode="all-or-nothing")
         registry = list_meters(state)
         summary.meters = len(registry)
+        summary.first_customer = min(m.customer_code or "" for m in registry)
         day = first
         while day <= following:
             clock.set(local_midnight_utc(day))
@@ -132,6 +139,13 @@ def run_demo(
         settings.data_dir, state, period=period, settings=settings, invoice_date=_month_bounds(period)[1]
     )
     summary.issued = issued.issued + issued.already_issued
+    if not (settings.data_dir / "seller.toml").exists():
+        init_test_seller(settings.data_dir)  # a self-signed test seller, so e-invoices are signed
+    documents = write_documents(settings.data_dir, state, period=period, pdf=True)
+    summary.documents = documents.documents
+    summary.documents_dir = (documents.directory or settings.data_dir / "documents").resolve()
+    # build the portal's serving files now, so `amr portal serve` answers at once
+    ServingSnapshot(settings.data_dir).refresh()
     summary.seconds["bill"] = time.perf_counter() - started - sum(summary.seconds.values())
 
     with run_intake_standin(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET) as intake:

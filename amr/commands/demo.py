@@ -50,5 +50,6 @@ def demo(
     console.print(f"  landing:      {summary.data_dir / 'landing'}")
     console.print(f"  store:        {summary.data_dir / 'store'}")
     console.print(f"  state:        {summary.data_dir / 'state.db'}")
+    console.print(f"  bills:        {summary.documents_dir} ({summary.documents} documents)")
     console.print("serve the customer portal:  amr portal serve")
-    console.print("a customer's login link:     amr portal login-link CODE   (codes: amr customers list)")
+    console.print(f"then open a customer's page: amr portal login-link {summary.first_customer}")
