@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from core.buckets import bucket_of
+from core.errors import ContractError
 from core.fleet import FleetRow
 from core.state import StateStore
 from ingest.config import VeeConfig
@@ -101,6 +102,8 @@ def register_fleet(state: StateStore, path: Path, *, buckets: int) -> int:
                 f"fleet file {path}, row {line}: {problem}",
                 hint="fix the row; a fleet file has meter_id, url and optional registry columns",
             ) from exc
+        except ContractError as exc:  # the meter URL's own check
+            raise ImportRefused(f"fleet file {path}, row {line}: {exc}", hint=exc.hint) from exc
     added = 0
     with state.transaction() as conn:
         known = {r[0] for r in conn.execute(sa.text("SELECT meter_id FROM meters"))}

@@ -1,0 +1,41 @@
+"""The registry as ingest reads it: limits from attributes, fleet registration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from core.state import StateStore
+from ingest.config import VeeConfig
+from ingest.errors import ImportRefused
+from ingest.registry import load_registry, register_fleet, with_limits
+from tests.ingest.builders import register
+
+
+def test_limits_come_from_attributes_with_defaults(state: StateStore) -> None:
+    register(state, ["A"], attributes={"rated_current_a": "60", "phases": 3})
+    register(state, ["B"])
+    frame = with_limits(load_registry(state), VeeConfig()).sort("meter_id")
+    a, b = frame.rows(named=True)
+    assert a["rated_mwh"] == 60 * 230 * 3 * 15 * 1000 // 60
+    assert b["rated_mwh"] == 100 * 230 * 15 * 1000 // 60
+    assert b["capacity_mwh"] == 10**12
+    assert a["in_service_from"] == dt.datetime(2025, 12, 31, 17, tzinfo=dt.UTC)
+
+
+def test_fleet_registers_new_meters_once(state: StateStore, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text("meter_id,url\nF1,dlms+tcp://10.0.0.1:4059\nF2,dlms+tcp://10.0.0.2:4059\n")
+    assert register_fleet(state, fleet, buckets=4) == 2
+    assert register_fleet(state, fleet, buckets=4) == 0
+    assert sorted(load_registry(state).get_column("meter_key").to_list()) == [1, 2]
+
+
+def test_a_bad_fleet_row_refuses_the_file(state: StateStore, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text("meter_id,url\nF1,dlms+tcp://10.0.0.1:4059\nF 2,ftp://x\n")
+    with pytest.raises(ImportRefused, match="row 3"):
+        register_fleet(state, fleet, buckets=4)
+    assert load_registry(state).height == 0
