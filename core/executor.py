@@ -225,14 +225,16 @@ def run_local_cluster(
     on_ready: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Run a Dask scheduler and `workers` worker processes on this machine until `stop` is
-    set (or Ctrl-C); `on_ready` gets the scheduler's address once workers have joined."""
+    """Run a Dask scheduler and `workers` worker processes (none: a scheduler alone) on this
+    machine until `stop` is set (or Ctrl-C, SIGTERM); `on_ready` gets the scheduler's address
+    once the workers have joined."""
     from distributed import Client, LocalCluster
 
-    if workers < 1 or threads < 1:
+    if workers < 0 or threads < 1:
         raise ExecutorError(
-            f"a cluster needs at least one worker and one thread each, not {workers} x {threads}",
-            hint="pass --workers 1 or more and --threads 1 or more",
+            f"a cluster needs zero or more workers of at least one thread, not {workers} x {threads}",
+            hint="pass --workers 0 (a scheduler alone, for other machines' workers) or more, "
+            "and --threads 1 or more",
         )
     try:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
@@ -256,8 +258,9 @@ def run_local_cluster(
         for number in (signal.SIGINT, signal.SIGTERM):
             previous[number] = signal.signal(number, lambda *_: stop.set())
     try:
-        with Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
-            client.wait_for_workers(workers, timeout=60)
+        if workers:
+            with Client(cluster, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+                client.wait_for_workers(workers, timeout=60)
         on_ready(str(cluster.scheduler_address))
         stop.wait()
     finally:

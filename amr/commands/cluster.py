@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("up")
 @handle_errors
 def up(
-    workers: int = typer.Option(2, help="Worker processes to start."),
+    workers: int = typer.Option(2, help="Worker processes to start (0: a scheduler alone)."),
     threads: int = typer.Option(1, help="Threads per worker (1 suits Polars tasks, which use cores)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 lets other machines join."),
     port: int = typer.Option(8786, help="Scheduler port (0 picks a free one)."),

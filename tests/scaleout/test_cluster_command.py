@@ -49,7 +49,7 @@ def test_run_local_cluster_until_stopped() -> None:
 
     def serve() -> None:
         try:
-            run_local_cluster(workers=1, port=0, on_ready=lambda a: (ready.append(a), stop.set()), stop=stop)
+            run_local_cluster(workers=0, port=0, on_ready=lambda a: (ready.append(a), stop.set()), stop=stop)
         except BaseException as exc:  # reported to the test thread below
             failed.append(exc)
             stop.set()
@@ -63,8 +63,10 @@ def test_run_local_cluster_until_stopped() -> None:
 
 
 def test_bad_sizes_are_refused() -> None:
-    with pytest.raises(ExecutorError, match="at least one worker"):
-        run_local_cluster(workers=0)
+    with pytest.raises(ExecutorError, match="zero or more workers"):
+        run_local_cluster(workers=-1)
+    with pytest.raises(ExecutorError, match="at least one thread"):
+        run_local_cluster(workers=1, threads=0)
     with pytest.raises(ExecutorError, match="no cluster named"):
         cluster_workers(None)
 
