@@ -37,6 +37,9 @@ class HeadendSettings(BaseModel):
 class IngestSettings(BaseModel):
     interpolate_max_minutes: int = Field(default=120, ge=0)
     sum_check_tolerance: str = "0.02"
+    # Any other VEE threshold by its name in ingest.config.VeeConfig, e.g.
+    # [ingest.rules] spike_history_factor = 8 (checked when ingest starts; see docs/ingest.md)
+    rules: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class BillingSettings(BaseModel):

@@ -53,8 +53,9 @@ class VeeConfig:
         base = cls(
             interpolate_max_minutes=settings.ingest.interpolate_max_minutes, sum_check_tolerance=tolerance
         )
+        configured = {name: _coerce(name, value) for name, value in settings.ingest.rules.items()}
         try:
-            return dataclasses.replace(base, **overrides)
+            return dataclasses.replace(base, **{**configured, **overrides})
         except TypeError as exc:
             raise IngestError(f"unknown VEE setting in {sorted(overrides)}: {exc}") from exc
 
@@ -65,3 +66,30 @@ class VeeConfig:
     @property
     def slots_per_day(self) -> int:
         return 1440 // self.interval_minutes
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(VeeConfig)}
+
+
+def _coerce(name: str, value: str | int | float | bool) -> Any:
+    """A threshold from `[ingest.rules]` as its field's type; decimals from their spelling."""
+    if name not in _FIELDS:
+        raise IngestError(
+            f"ingest.rules.{name} is not a VEE setting",
+            hint="the names are the fields of ingest.config.VeeConfig, listed in docs/ingest.md",
+        )
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+            return value
+        if kind == "Decimal":
+            return Decimal(str(value))
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected a whole number")
+            return int(value)
+    except (ValueError, InvalidOperation) as exc:
+        raise IngestError(f"ingest.rules.{name} = {value!r}: {exc}") from exc
+    return value
