@@ -29,7 +29,9 @@ from headend.models import MeterModel, model_for
 
 ImportMode = Literal["all-or-nothing", "good-rows"]
 # Columns the head-end keeps in `attributes` beside the fleet contract's own.
-EXTRA_COLUMNS = ("cell", "intraday")
+# Optional fleet-file columns kept in `attributes`: the GPRS cell and intra-day reading for the
+# head-end, and the service's physical limits for ingest's spike and rollover rules.
+EXTRA_COLUMNS = ("cell", "intraday", "rated_current_a", "voltage_v", "phases", "register_capacity_wh")
 _ATTRIBUTE_COLUMNS = ("read", "households", "tariff_class", *EXTRA_COLUMNS)
 READ_ITEMS = {"registers", "profile", "daily", "events", "clock"}
 

@@ -93,3 +93,13 @@ def test_retire_and_missing_meters(data_dir: Path, tmp_path: Path) -> None:
         get_meter(state, "nope")
     with pytest.raises(FleetFileError, match="does not exist"):
         import_fleet(state, tmp_path / "missing.csv", buckets=8)
+
+
+def test_physical_limits_reach_the_attributes_ingest_reads(data_dir: Path, tmp_path: Path) -> None:
+    state = StateStore.open(data_dir)
+    limits = {"rated_current_a": "60", "voltage_v": "230", "phases": "3", "register_capacity_wh": "99999999"}
+    row = GOOD[1] | limits
+    assert import_fleet(state, write_csv(tmp_path / "f.csv", [row]), buckets=8).applied
+    attributes = get_meter(state, "M1").attributes
+    assert attributes["rated_current_a"] == "60" and attributes["phases"] == "3"
+    assert attributes["register_capacity_wh"] == "99999999"
