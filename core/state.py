@@ -85,6 +85,15 @@ def _connect_args(url: str) -> dict[str, Any]:
     return {}
 
 
+def _dates_as_text(dbapi_conn: Any, _record: Any) -> None:
+    """DATE and TIMESTAMP values come back as ISO text, as SQLite returns them, since the
+    rooms parse what they read (`headend.timestamps.from_db`, date columns into frames)."""
+    from psycopg.types.string import TextLoader
+
+    for name in ("date", "timestamp", "timestamptz"):
+        dbapi_conn.adapters.register_loader(name, TextLoader)
+
+
 def _migration_steps() -> list[tuple[int, str, list[str]]]:
     """Every `core/migrations/vNNNN_name.py` module's STATEMENTS, in version order."""
     steps = []
@@ -113,6 +122,8 @@ class StateStore:
         url = os.environ.get("AMR_STATE_URL")
         if url:
             engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+            if engine.dialect.driver == "psycopg":
+                event.listen(engine, "connect", _dates_as_text)
             # the URL without its password: descriptions reach error messages
             store = cls(engine, description=f"database {engine.url.render_as_string(hide_password=True)}")
         else:
