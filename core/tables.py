@@ -1,11 +1,14 @@
 """Schemas of the measurement-store tables that more than one room reads.
 
-`ingest` writes `daily` and `register_reads`; `billing` reads them and writes `bills`;
-`portal_api` reads `daily` and `bills`. Each is declared here once and applied where
-data is written. Energy in aggregates is whole watt-hours (kWh x 10^-3), exact.
-Partitions: `daily` and `register_reads` by (month=YYYY-MM, bucket), `bills` by
-(period=YYYY-MM, bucket); the bucket is `core.buckets.bucket_of` of the meter id
-(of the customer code for bills).
+`ingest` writes `daily`, `register_reads` and `intervals`; `billing` reads the first two
+and writes `bills`; `portal_api` reads `daily`, `intervals` and `bills`. Each is declared
+here once and applied where data is written. Energy in aggregates is whole watt-hours
+(kWh x 10^-3), exact.
+Partitions: `daily` and `register_reads` by (month=YYYY-MM, bucket), `intervals` by
+(date=YYYY-MM-DD local day, bucket) like ingest's readings (an interval belongs to the
+day its start falls in, so the one ending at local midnight closes the day before),
+`bills` by (period=YYYY-MM, bucket); the bucket is `core.buckets.bucket_of` of the meter
+id (of the customer code for bills).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import polars as pl
 DAILY = "daily"
 REGISTER_READS = "register_reads"
 BILLS = "bills"
+INTERVALS = "intervals"
 
 # One row per meter and local day: the consumption snapshot the portal serves.
 DAILY_SCHEMA: Mapping[str, pl.DataType] = {
@@ -41,6 +45,20 @@ REGISTER_READS_SCHEMA: Mapping[str, pl.DataType] = {
     "unit": pl.String(),
     "ts": pl.Datetime("us", "UTC"),  # when the meter captured it
     "estimated": pl.Boolean(),
+}
+
+# One row per meter and load-profile interval that customers may see: the valid and
+# estimated active-import interval deltas (1.0.1.29.x); quarantined and rejected ones are
+# left out. Rows are sorted by (meter_id, ts) so a reader's filter on one meter skips most
+# row groups. Within a meter's day the whole Wh are carried from interval to interval
+# (cumulative floor of the exact mWh), so the day's intervals add up to `daily.energy_wh`.
+INTERVALS_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),  # interval end, as the meter captured it
+    "energy_wh": pl.Int64(),  # active import over the interval, whole Wh
+    "estimated": pl.Boolean(),  # estimated by VEE rather than measured
+    "period_minutes": pl.Int16(),  # the interval's length
+    "tou": pl.String(),  # offpeak, normal or peak: the TOU calendar's band at the interval's start
 }
 
 # One row per bill version. Amounts are whole VND.

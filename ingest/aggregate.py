@@ -17,7 +17,7 @@ from decimal import Decimal
 import polars as pl
 
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
-from core.tables import DAILY_SCHEMA, REGISTER_READS_SCHEMA
+from core.tables import DAILY_SCHEMA, INTERVALS_SCHEMA, REGISTER_READS_SCHEMA
 from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID, Reason
 from ingest.config import VeeConfig
@@ -124,6 +124,32 @@ def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> 
         intervals=(pl.col("state") == VALID).sum().cast(pl.Int32),
         est_mwh=mwh.filter(pl.col("state") == ESTIMATED).sum(),
         est_slots=((pl.col("state") == ESTIMATED) & (pl.col("method") != "outage")).sum(),
+    )
+
+
+def customer_intervals(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """The `intervals` rows of a day's readings: valid and estimated interval deltas in whole
+    Wh, each meter's sub-Wh remainders carried forward through the day (cumulative floor),
+    so they add up to the day's `energy_wh` exactly; band by the minute each interval starts
+    (as `interval_days` splits the day). Sorted by meter and end."""
+    mwh = pl.col("mwh")
+    carried = mwh.cum_sum().over("meter_id")
+    return (
+        readings.filter(
+            (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
+        )
+        .select("meter_id", "ts", "mwh", "state", minute_of_day(pl.col("ts") - cfg.interval))
+        .join(tou, on="minute", how="left")
+        .sort("meter_id", "ts")
+        .select(
+            "meter_id",
+            "ts",
+            energy_wh=carried // 1000 - (carried - mwh) // 1000,
+            estimated=pl.col("state") == ESTIMATED,
+            period_minutes=pl.lit(cfg.interval_minutes),
+            tou="tou",
+        )
+        .select(pl.col(name).cast(dtype) for name, dtype in INTERVALS_SCHEMA.items())
     )
 
 

@@ -5,6 +5,7 @@ store: (1) stage the new batches by partition; (2) recompute every touched parti
 all it ever received and write new files; (3) commit `readings` (readings, quarantine
 and estimates of a partition swap together); (4) aggregate the touched days (and the
 day after each, whose register-based energy starts at their end) and commit `findings`,
+`intervals` (of the touched days only: a day's intervals depend on its readings alone),
 `register_reads`, `daily`, `monthly`; (5) log the batches and mark them taken, in one
 transaction. Until (5) the batches are not taken, so a rerun takes them again: their
 rows are then identical repeats of what (3) stored, and every partition comes out the
@@ -33,7 +34,14 @@ from core.config import Settings
 from core.landing import LandingBatch, list_batches
 from core.measurements import MeasurementStore, Partition, Table, partition
 from core.state import StateStore
-from core.tables import DAILY, DAILY_SCHEMA, REGISTER_READS, REGISTER_READS_SCHEMA
+from core.tables import (
+    DAILY,
+    DAILY_SCHEMA,
+    INTERVALS,
+    INTERVALS_SCHEMA,
+    REGISTER_READS,
+    REGISTER_READS_SCHEMA,
+)
 from core.timezones import local_midnight_utc
 from ingest import aggregate
 from ingest.accounting import BatchCount, IngestReport, finish, record, tally
@@ -404,6 +412,8 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
     new_daily: dict[tuple[str, int], list[pl.DataFrame]] = {}
     new_regs: dict[tuple[str, int], list[pl.DataFrame]] = {}
     findings: dict[Partition, pl.DataFrame] = {}
+    published: dict[Partition, pl.DataFrame] = {}
+    fresh = set(touched)
     for day, buckets in _groups({key: run.rows_of(*key) for key in days}):
         before, prev, cur, nxt = (run.group_readings(day + DAY * k, buckets) for k in (-2, -1, 0, 1))
         meters = run.meters(buckets)
@@ -427,10 +437,16 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
             complete=complete,
             cfg=run.cfg,
         )
-        day_rows, found_rows, regs = pl.collect_all(
-            [rows, found, ends.select("meter_key", *aggregate.register_reads(ends).collect_schema())],
-            engine=ENGINE,
-        )
+        # the customers' intervals ride in the same collect (one more output on the same scan)
+        wanted = [b for b in buckets if (day, b) in fresh]
+        outputs = [rows, found, ends.select("meter_key", *aggregate.register_reads(ends).collect_schema())]
+        if wanted:
+            outputs.append(aggregate.customer_intervals(cur, tou, run.cfg))
+        day_rows, found_rows, regs, *interval_rows = pl.collect_all(outputs, engine=ENGINE)
+        if interval_rows:
+            keyed = run.with_bucket(interval_rows[0], buckets, key="meter_id")
+            for bucket, part in _split(keyed, wanted).items():
+                published[partition(date=day, bucket=bucket)] = part.select(list(INTERVALS_SCHEMA))
         month = day.strftime("%Y-%m")
         daily_parts = _split(run.with_bucket(day_rows, buckets, key="meter_id"), buckets)
         regs_parts = _split(run.with_bucket(regs, buckets), buckets)
@@ -443,6 +459,7 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
             )
             findings[partition(date=day, bucket=bucket)] = found_parts[bucket].select(list(FINDINGS_SCHEMA))
     _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
+    _publish_intervals(run.table(INTERVALS), published)
     _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
     merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
     run.table(MONTHLY).write_partitions(
@@ -465,6 +482,14 @@ def _replace_days(
 ) -> None:
     names = {key: [table.write_file(key, frame)] for key, frame in frames.items()}
     table.commit(replace=names)
+
+
+def _publish_intervals(table: Table, frames: dict[Partition, pl.DataFrame]) -> None:
+    """Replace the days' interval partitions in one commit; a day left without intervals
+    (all quarantined after review, say) loses its partition rather than keeping stale rows."""
+    names = {key: [table.write_file(key, frame)] if frame.height else [] for key, frame in frames.items()}
+    if names:
+        table.commit(replace=names)
 
 
 def _merge_months(
