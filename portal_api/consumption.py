@@ -1,4 +1,5 @@
-"""Consumption of a customer over a bounded date range, by day or by month, with the TOU split.
+"""Consumption of a customer over a bounded date range, by day or by month, with the TOU split
+(by interval: see `intervals`; the range rules for all three are here).
 
 Sums the customer's meters day by day. The TOU split is given for a day (or a month) only
 when every contributing meter-day was measured from intervals; a day known only from
@@ -16,7 +17,7 @@ from portal_api.errors import InvalidRequest
 from portal_api.serving import MonthOfDays
 
 Granularity = Literal["day", "month"]
-MAX_DAYS = {"day": 366, "month": 3 * 366}
+MAX_DAYS = {"interval": 7, "day": 366, "month": 3 * 366}
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def check_range(start: dt.date, end: dt.date, granularity: str) -> DateRange:
     if granularity not in MAX_DAYS:
         raise InvalidRequest(
             f"granularity {granularity!r} is not offered",
-            hint="use granularity=day or granularity=month (interval data is not published to the portal)",
+            hint="use granularity=interval, granularity=day or granularity=month",
         )
     if end < start:
         raise InvalidRequest(f"the range ends ({end}) before it starts ({start})", hint="swap from and to")
@@ -46,7 +47,7 @@ def check_range(start: dt.date, end: dt.date, granularity: str) -> DateRange:
         raise InvalidRequest(
             f"the range {start}..{end} spans {days} days; at most {MAX_DAYS[granularity]} "
             f"are served with granularity={granularity}",
-            hint="ask for a shorter range, or use granularity=month for long ranges",
+            hint="ask for a shorter range, or a coarser granularity (day, then month) for long ranges",
         )
     return DateRange(start, end)
 

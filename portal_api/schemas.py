@@ -35,6 +35,17 @@ class TouSplit(BaseModel):
 class ConsumptionPoint(BaseModel):
     date: dt.date | None = Field(default=None, description="the local day (granularity=day)")
     period: str | None = Field(default=None, description="YYYY-MM (granularity=month)")
+    ts: dt.datetime | None = Field(
+        default=None, description="the interval's end, local time with its offset (granularity=interval)"
+    )
+    period_minutes: int | None = Field(
+        default=None, description="the interval's length in minutes (granularity=interval)"
+    )
+    band: Literal["offpeak", "normal", "peak"] | None = Field(
+        default=None,
+        description="the interval's TOU band by the calendar in force at its start (granularity=interval); "
+        "null when the customer's meters disagree",
+    )
     energy_wh: int
     estimated_wh: int
     meters: int
@@ -50,7 +61,7 @@ class ConsumptionTotal(BaseModel):
 class Consumption(BaseModel):
     customer_code: str
     meters: list[str]
-    granularity: Literal["day", "month"]
+    granularity: Literal["interval", "day", "month"]
     from_: dt.date = Field(alias="from")
     to: dt.date
     unit: Literal["Wh"]

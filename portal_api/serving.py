@@ -9,6 +9,11 @@ of ingest or billing yields a new file, built beside the old one while the old o
 serving; the swap is one dictionary assignment. The portal never writes the measurement
 store and never holds its lock, so runs never wait for the portal and the portal never
 waits for them.
+
+`intervals` (one file per local day and bucket, sorted by meter) is not re-laid: a
+request reads at most a week of one bucket's files directly, and the Parquet row-group
+statistics let it skip the other meters. The portal keeps only the index of the live
+files, re-read when the table's manifest file changes.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from core.measurements import Manifest, MeasurementStore
-from core.tables import BILLS, DAILY
+from core.measurements import MANIFEST, Manifest, MeasurementStore
+from core.tables import BILLS, DAILY, INTERVALS
 from portal_api.errors import SnapshotUnavailable
 
 # (table, period "YYYY-MM", bucket) -> serving file
@@ -151,6 +156,8 @@ class ServingSnapshot:
         self.store = MeasurementStore(data_dir)
         self.root = data_dir / "portal" / "serving"
         self._current: dict[Key, Path] = {}
+        self._intervals: dict[tuple[str, int], tuple[Path, ...]] = {}  # (date, bucket) -> live files
+        self._intervals_stamp: tuple[int, int, int] | None = None
         self._versions: dict[str, int] = {}
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
@@ -179,8 +186,32 @@ class ServingSnapshot:
                         report.reused += 1
                     current[key] = target
             self._current = current  # one assignment: readers see the old map or the new
+            self._follow_intervals(report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _follow_intervals(self, report: RefreshReport) -> None:
+        """Index the live `intervals` files by (date, bucket); parse the manifest only when
+        its file was replaced (a run renames a new one into place)."""
+        table = self.store.table(INTERVALS)
+        try:
+            info = (table.root / MANIFEST).stat()
+            stamp: tuple[int, int, int] | None = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp is None or stamp != self._intervals_stamp:
+            manifest = table.manifest()
+            index: dict[tuple[str, int], tuple[Path, ...]] = {}
+            for path, names in manifest.partitions.items():
+                values = dict(part.split("=", 1) for part in path.split("/") if "=" in part)
+                day, bucket = values.get("date"), values.get("bucket")
+                if day is None or bucket is None or not bucket.isdigit():
+                    continue
+                index[(day, int(bucket))] = tuple(table.root / path / name for name in names)
+            self._intervals = index  # one assignment, as for the serving files
+            self._intervals_stamp = stamp
+            self._versions[INTERVALS] = manifest.version
+        report.tables[INTERVALS] = self._versions[INTERVALS]
 
     def _ensure(self, table: str, manifest: Manifest, path: str, target: Path) -> bool:
         if target.exists():
@@ -250,6 +281,11 @@ class ServingSnapshot:
         if row is None:
             return None
         return MonthOfDays(meter_id=meter_id, month=month, columns=orjson.loads(row[0]))
+
+    def interval_files(self, bucket: int, days: list[str]) -> list[Path]:
+        """The live `intervals` files of one bucket for the given local days (YYYY-MM-DD)."""
+        index = self._intervals
+        return [path for day in days for path in index.get((day, bucket), ())]
 
     def bills(
         self, customer_code: str, bucket: int, periods: list[str] | None = None

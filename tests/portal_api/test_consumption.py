@@ -73,4 +73,7 @@ def test_ranges_are_bounded() -> None:
     with pytest.raises(InvalidRequest, match="before it starts"):
         check_range(dt.date(2026, 2, 1), dt.date(2026, 1, 1), "month")
     with pytest.raises(InvalidRequest, match="granularity"):
-        check_range(dt.date(2026, 1, 1), dt.date(2026, 1, 2), "interval")
+        check_range(dt.date(2026, 1, 1), dt.date(2026, 1, 2), "hour")
+    assert check_range(dt.date(2026, 1, 1), dt.date(2026, 1, 7), "interval").end == dt.date(2026, 1, 7)
+    with pytest.raises(InvalidRequest, match="at most 7"):
+        check_range(dt.date(2026, 1, 1), dt.date(2026, 1, 8), "interval")
