@@ -29,6 +29,8 @@ _overrides: dict[str, Any] = {}
 
 
 def set_global_options(data_dir: Path | None) -> None:
+    """Options of this invocation; each invocation sets them afresh (tests run many in one process)."""
+    _overrides.clear()
     if data_dir is not None:
         _overrides["data_dir"] = data_dir
 

@@ -59,7 +59,8 @@ def test_two_processes_write_at_once_without_locking_each_other_out(data_dir: Pa
 def test_a_reader_is_never_held_up_by_an_open_write_transaction(data_dir: Path) -> None:
     store = StateStore.open(data_dir)
     with store.transaction() as writer:
-        writer.execute(sa.text("INSERT INTO landing_taken (batch_path, sha256, rows_in) VALUES ('w', 'x', 1)"))
+        writer.execute(sa.text("INSERT INTO landing_taken (batch_path, sha256, rows_in) "
+                               "VALUES ('w', 'x', 1)"))
         # a second connection reads the last committed state at once, without the write lock
         with store.read() as reader:
             assert reader.execute(sa.text("SELECT count(*) FROM landing_taken")).scalar() == 0
