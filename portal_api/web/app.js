@@ -1,5 +1,6 @@
 // The customer page: reads the customer token from the link's fragment, then shows
-// consumption (days of a month or months of a year), the TOU split and the bills.
+// consumption (days of a month or months of a year), the TOU split and the bills. A bar
+// drills down: a month's bar to its days, a day's bar to its load-profile intervals.
 "use strict";
 
 const TEXT = {
@@ -10,7 +11,7 @@ const TEXT = {
     period: "Kỳ", amount: "Số tiền (đ)", state: "Trạng thái", document: "Hóa đơn",
     billsNone: "Chưa có hóa đơn.", offpeak: "Thấp điểm", normal: "Bình thường", peak: "Cao điểm",
     energy: "Điện năng", paid: "Đã thanh toán", unpaid: "Chưa thanh toán", customer: "Mã khách hàng",
-    month: "Tháng", year: "Năm", switchTo: "English",
+    month: "Tháng", year: "Năm", day: "Ngày", switchTo: "English",
     noToken: "Liên kết không hợp lệ hoặc đã hết hạn. Vui lòng đăng nhập lại qua Cổng dịch vụ công.",
     failed: "Không tải được dữ liệu", noDocument: "Hóa đơn chưa sẵn sàng",
   },
@@ -21,19 +22,20 @@ const TEXT = {
     period: "Period", amount: "Amount (VND)", state: "Status", document: "Invoice",
     billsNone: "No bills yet.", offpeak: "Off-peak", normal: "Normal", peak: "Peak",
     energy: "Energy", paid: "Paid", unpaid: "Unpaid", customer: "Customer code",
-    month: "Month", year: "Year", switchTo: "Tiếng Việt",
+    month: "Month", year: "Year", day: "Day", switchTo: "Tiếng Việt",
     noToken: "This link is invalid or has expired. Please sign in again through the public-service portal.",
     failed: "Could not load the data", noDocument: "The invoice is not ready yet",
   },
 };
 const TOU = ["offpeak", "normal", "peak"];
-const state = { lang: localStorage.getItem("amr-lang") || "vi", view: "month", year: 0, month: 0,
+const state = { lang: localStorage.getItem("amr-lang") || "vi", view: "month", year: 0, month: 0, day: 0,
                 token: null, code: null, usage: null, bills: [] };
 
 function t(key) { return TEXT[state.lang][key]; }
 function $(id) { return document.getElementById(id); }
 function kwh(wh) {
-  return new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" : "en-GB", { maximumFractionDigits: 1 })
+  const digits = state.view === "day" ? 3 : 1;  // an interval is a few hundred Wh
+  return new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" : "en-GB", { maximumFractionDigits: digits })
     .format(wh / 1000);
 }
 function vnd(amount) { return new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" : "en-GB").format(amount); }
@@ -63,6 +65,11 @@ function takeToken() {
 }
 
 function spanOf() {
+  if (state.view === "day") {
+    const date = `${state.year}-${pad(state.month)}-${pad(state.day)}`;
+    return { from: date, to: date, granularity: "interval",
+             label: `${t("day")} ${pad(state.day)}/${pad(state.month)}/${state.year}` };
+  }
   if (state.view === "month") {
     const last = new Date(Date.UTC(state.year, state.month, 0)).getUTCDate();
     return { from: `${state.year}-${pad(state.month)}-01`, to: `${state.year}-${pad(state.month)}-${pad(last)}`,
@@ -82,7 +89,9 @@ async function loadUsage() {
 }
 
 function slots() {
-  // Every day of the month (or month of the year), with the points that exist.
+  // Every day of the month (or month of the year), with the points that exist; a day's
+  // intervals as published, labelled by their local end (HH:MM).
+  if (state.view === "day") { return state.usage.points.map((p) => ({ label: p.ts.slice(11, 16), point: p })); }
   const byKey = new Map(state.usage.points.map((p) => [p.date || p.period, p]));
   const out = [];
   if (state.view === "month") {
@@ -127,15 +136,18 @@ function drawUsage() {
       for (const [kind, wh] of parts) {
         const h = scale(wh);
         y -= h;
-        const bar = svg("rect", { x, y, width: w, height: Math.max(h, 0), class: `bar bar-${kind}`,
+        const drill = state.view === "day" ? "" : " drill";
+        const bar = svg("rect", { x, y, width: w, height: Math.max(h, 0), class: `bar bar-${kind}${drill}`,
                                   fill: { offpeak: "#38a169", normal: "#3182ce", peak: "#e53e3e", total: "#4a6fa5" }[kind] });
         const tip = svg("title", {});
         tip.textContent = `${slot.label}: ${kwh(p.energy_wh)} kWh`;
         bar.appendChild(tip);
+        if (drill) { bar.addEventListener("click", () => drillInto(i + 1)); }
         chart.appendChild(bar);
       }
     }
-    if (items.length <= 12 || i % 5 === 0 || i === items.length - 1) {
+    const every = items.length > 40 ? 8 : 5;  // intervals: a label every 2 or 4 hours
+    if (items.length <= 12 || i % every === 0 || (items.length <= 31 && i === items.length - 1)) {
       const label = svg("text", { x: x + w / 2, y: height - 8, "text-anchor": "middle", "font-size": 17, fill: "#4a5568" });
       label.textContent = slot.label;
       chart.appendChild(label);
@@ -211,8 +223,21 @@ function translate() {
   drawBills();
 }
 
+function drillInto(n) {
+  // n is the bar's day of the month (month view) or month of the year (year view)
+  if (state.view === "month") { state.view = "day"; state.day = n; }
+  else { state.view = "month"; state.month = n; }
+  loadUsage().catch(fail);
+}
+
 function move(delta) {
   if (state.view === "year") { state.year += delta; }
+  else if (state.view === "day") {
+    const next = new Date(Date.UTC(state.year, state.month - 1, state.day + delta));
+    state.year = next.getUTCFullYear();
+    state.month = next.getUTCMonth() + 1;
+    state.day = next.getUTCDate();
+  }
   else {
     state.month += delta;
     if (state.month < 1) { state.month = 12; state.year -= 1; }
