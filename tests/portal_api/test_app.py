@@ -19,6 +19,7 @@ BOB_OCT_BILL = "B202610000002"
 CUSTOMER_ENDPOINTS = [
     ("/v1/customers/{code}/consumption", OCTOBER),
     ("/v1/customers/{code}/consumption", {**OCTOBER, "granularity": "month"}),
+    ("/v1/customers/{code}/consumption", {**OCTOBER, "to": "2026-10-03", "granularity": "interval"}),
     ("/v1/customers/{code}/bills", {}),
     ("/v1/customers/{code}/bills", {"period": "2026-10"}),
     ("/v1/customers/{code}/bills/{bill}", {}),
