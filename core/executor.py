@@ -47,6 +47,11 @@ class Executor:
 
     description = "executor"
 
+    @property
+    def slots(self) -> int:
+        """How many tasks run at once; callers split work into about this many tasks."""
+        return 1
+
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         raise NotImplementedError
 
@@ -77,6 +82,10 @@ class LocalExecutor(Executor):
         self.workers = workers
         self.description = "in-process" if workers == 1 else f"local process pool ({workers} workers)"
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def slots(self) -> int:
+        return self.workers
 
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self.workers == 1 or len(items) <= 1:
@@ -128,9 +137,14 @@ class DaskExecutor(Executor):
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            env=worker_env(threads),
+            env=worker_env(workers),
         )
         return cls(Client(cluster, set_as_default=False), cluster=cluster, retries=retries)  # type: ignore[no-untyped-call]
+
+    @property
+    def slots(self) -> int:
+        workers: dict[str, dict[str, Any]] = self.client.scheduler_info(n_workers=-1)["workers"]
+        return max(1, sum(int(info.get("nthreads", 1)) for info in workers.values()))
 
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:
@@ -157,10 +171,11 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def worker_env(threads: int) -> dict[str, str]:
-    """Environment of a worker process: Polars may use as many threads as the worker runs
-    tasks at once, so workers on one machine do not each take every core."""
-    return {"POLARS_MAX_THREADS": str(threads)}
+def worker_env(workers: int) -> dict[str, str]:
+    """Environment of a local worker process: its share of the machine's cores for Polars
+    (whose thread pool is one per process, shared by the worker's task threads), so workers
+    on one machine do not each take every core."""
+    return {"POLARS_MAX_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, workers)))}
 
 
 def check_address(address: str) -> str:
@@ -244,7 +259,7 @@ def run_local_cluster(
             host=host,
             scheduler_port=port,
             dashboard_address=None,
-            env=worker_env(threads),
+            env=worker_env(workers),
         )
     except OSError as exc:
         raise ExecutorError(

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from core.executor import DaskExecutor, ExecutorError, LocalExecutor, check_address, open_executor
+from core.executor import (
+    DaskExecutor,
+    ExecutorError,
+    LocalExecutor,
+    check_address,
+    open_executor,
+    worker_env,
+)
 from core.measurements import MeasurementStore, partition
 from tests.scaleout import tasks
 
@@ -39,6 +47,18 @@ def test_cluster_has_two_worker_processes(cluster: DaskExecutor) -> None:
     workers = cluster.client.scheduler_info()["workers"]
     assert len(workers) == 2
     assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
+    assert cluster.slots == 2
+
+
+def test_local_slots() -> None:
+    assert LocalExecutor().slots == 1
+    assert LocalExecutor(workers=3).slots == 3
+
+
+def test_local_workers_share_the_cores_for_polars() -> None:
+    cores = os.cpu_count() or 1
+    assert worker_env(1) == {"POLARS_MAX_THREADS": str(cores)}
+    assert worker_env(cores * 2) == {"POLARS_MAX_THREADS": "1"}
 
 
 def test_task_error_reaches_the_coordinator(cluster: DaskExecutor) -> None:
