@@ -16,6 +16,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
         if name.startswith("AMR_"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # so no stray amr.toml is read
+    # the CLI keeps this invocation's global options (--data-dir) in a module; tests invoke many
+    # commands in one process, some without the top-level app, so start each test without them
+    from amr.context import set_global_options
+
+    set_global_options(None)
     yield
 
 
