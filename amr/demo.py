@@ -59,6 +59,7 @@ class DemoSummary:
     held: int = 0
     total_vnd: int = 0
     published: int = 0
+    delivered: int = 0  # acknowledged by the portal, this run or before
     portal_kept: int = 0
     data_dir: Path = Path()
     fleet_file: Path = Path()
@@ -161,6 +162,7 @@ def run_demo(
             state, settings.data_dir, settings=settings.model_copy(update={"portal": portal}), period=period
         )
         summary.published = published.acknowledged
+        summary.delivered = published.outbox.get("acknowledged", 0)
         summary.portal_kept = len(intake.received)
     progress(f"published {summary.published} bills")
     summary.seconds["publish"] = time.perf_counter() - started - sum(summary.seconds.values())

@@ -40,7 +40,7 @@ def demo(
         ("estimates made", f"{summary.estimates:,}"),
         ("bills", f"{summary.bills:,} ({summary.held} on hold, {summary.issued:,} issued)"),
         ("total (VND, VAT incl.)", f"{summary.total_vnd:,}"),
-        ("published to the portal", f"{summary.published:,} (stand-in kept {summary.portal_kept})"),
+        ("published to the portal", f"{summary.published:,} now; {summary.delivered:,} delivered in all"),
     ]
     for name, value in rows:
         table.add_row(name, value)
