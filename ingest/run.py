@@ -10,11 +10,19 @@ day after each, whose register-based energy starts at their end) and commit `fin
 transaction. Until (5) the batches are not taken, so a rerun takes them again: their
 rows are then identical repeats of what (3) stored, and every partition comes out the
 same. One run at a time per data directory (a file lock); others wait for it.
+
+Steps (2) and (4) run on the executor (`core.executor`: in this process by default, or a
+Dask cluster with AMR_CLUSTER) as one task per slot, each with a share of the buckets: a
+bucket's days depend on each other (previous day, like days, history), buckets do not. A
+task only writes immutable files and returns their names; this process (the coordinator)
+commits them, so a task that dies and is run again elsewhere leaves unreferenced files,
+never doubled rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import shutil
@@ -31,6 +39,7 @@ import sqlalchemy as sa
 
 from core.buckets import bucket_expr
 from core.config import Settings
+from core.executor import Executor, open_executor
 from core.landing import LandingBatch, list_batches
 from core.measurements import MeasurementStore, Partition, Table, partition
 from core.state import StateStore
@@ -62,6 +71,8 @@ GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one 
 # construction (one day of one bucket); the in-memory engine runs it several times faster
 # than Polars 2's default streaming engine.
 ENGINE: Final = "in-memory"
+# Tables a run writes, in the order the coordinator commits them.
+COMMIT_ORDER: Final = (READINGS, FINDINGS, INTERVALS, REGISTER_READS, DAILY, MONTHLY)
 
 
 @dataclass(frozen=True)
@@ -112,12 +123,14 @@ def run_ingest(
     settings: Settings,
     now: dt.datetime | None = None,
     vee: VeeConfig | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
     """Take every new landing batch (idempotent by path and checksum) through VEE, store,
     estimate, aggregate the touched days and publish `daily` and `register_reads`."""
     with run_lock(data_dir):
         return ingest_batches(
-            data_dir, state, new_batches(data_dir, state), settings=settings, now=now, vee=vee
+            data_dir, state, new_batches(data_dir, state), settings=settings, now=now, vee=vee,
+            executor=executor,
         )
 
 
@@ -128,10 +141,13 @@ def reaggregate(
     *,
     settings: Settings,
     now: dt.datetime | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
     """Recompute partitions (after a review decision) without new batches."""
     with run_lock(data_dir):
-        return ingest_batches(data_dir, state, [], settings=settings, now=now, recompute=set(days))
+        return ingest_batches(
+            data_dir, state, [], settings=settings, now=now, recompute=set(days), executor=executor
+        )
 
 
 @dataclass
@@ -262,8 +278,13 @@ def ingest_batches(
     now: dt.datetime | None = None,
     vee: VeeConfig | None = None,
     recompute: set[PartitionKey] | None = None,
+    executor: Executor | None = None,
 ) -> IngestReport:
-    """Stage, validate, estimate, store and aggregate; the caller holds the run lock."""
+    """Stage, validate, estimate, store and aggregate; the caller holds the run lock.
+
+    Without an `executor`, the one executor setting (AMR_CLUSTER) chooses where the
+    buckets' tasks run."""
+    data_dir = data_dir.resolve()  # tasks may run in another working directory or machine
     cfg = vee or VeeConfig.from_settings(settings)
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     report = IngestReport(run_id=f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
@@ -288,31 +309,109 @@ def ingest_batches(
         decisions=_load_decisions(state, {d for d, _ in touched}),
         buckets=settings.buckets,
     )
+    own = executor is None
+    chosen = open_executor() if executor is None else executor
+    try:
+        works = _works(run, staged, touched, chosen.slots)
+        if works:
+            chosen.require_shared(data_dir)
+        results = chosen.map(_task, works)
+    finally:
+        if own:
+            chosen.close()
     methods: Counter[str] = Counter()
     replaced: list[pl.DataFrame] = []
-    sizes = {key: staged.rows.get(key, 0) + run.rows_of(*key) for key in touched}
-    for day, buckets in _groups(sizes):
-        outcomes, estimates, gone = _vee_group(run, day, buckets, staged)
-        tally(counts, outcomes)
-        methods.update(dict(estimates.iter_rows()))
-        if gone.height:
-            replaced.append(gone)
+    for result in results:
+        for outcomes in result.outcomes:
+            tally(counts, outcomes)
+        for estimates in result.estimates:
+            methods.update(dict(estimates.iter_rows()))
+        replaced.extend(gone for gone in result.replaced if gone.height)
     finish(report, counts)
     report.partitions = len(touched)
     report.estimates = sum(methods.values())
     report.estimates_by_method = dict(sorted(methods.items()))
     _audit_replaced(state, replaced)
-    run.table(READINGS).commit(
-        replace={partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
-    )
-    vee_done = time.perf_counter()
-    report.seconds["vee"] = vee_done - clock - report.seconds["staging"]
-    report.days_aggregated = _aggregate(run, touched)
-    report.seconds["aggregate"] = time.perf_counter() - vee_done
+    # The coordinator commits what the tasks wrote: readings first, as before, then the aggregates.
+    for name in COMMIT_ORDER:
+        written = {k: v for r in results for k, v in r.written.get(name, {}).items()}
+        if written or name != INTERVALS:
+            run.table(name).commit(replace=written)
+    report.days_aggregated = sum(r.days_aggregated for r in results)
+    # task seconds summed over tasks (on a cluster, more than the wall time)
+    report.seconds["vee"] = sum(r.seconds.get("vee", 0.0) for r in results)
+    report.seconds["aggregate"] = sum(r.seconds.get("aggregate", 0.0) for r in results)
+    report.seconds["tasks_wall"] = time.perf_counter() - clock - report.seconds["staging"]
     with state.transaction() as conn:
         record(conn, report)
     shutil.rmtree(staged.folder, ignore_errors=True)
     return report
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One task: the touched partitions of some buckets, with the registry cut down to them."""
+
+    run: _Run
+    keys: list[PartitionKey]
+    staged: Staged
+
+
+@dataclass
+class _Result:
+    written: dict[str, dict[Partition, list[str]]]  # table -> partition -> new file names
+    outcomes: list[pl.DataFrame]
+    estimates: list[pl.DataFrame]
+    replaced: list[pl.DataFrame]
+    days_aggregated: int
+    seconds: dict[str, float]
+
+
+def _works(run: _Run, staged: Staged, touched: list[PartitionKey], slots: int) -> list[_Work]:
+    """The touched buckets dealt round-robin into one task per executor slot: a bucket's days
+    depend on each other, buckets do not. One slot (in-process) is one task of every bucket."""
+    buckets = sorted({b for _, b in touched})
+    shares = [buckets[i :: max(1, slots)] for i in range(min(max(1, slots), len(buckets)))]
+    return [
+        _Work(
+            run=dataclasses.replace(
+                run,
+                registry=run.registry.filter(pl.col("bucket").is_in(share)),
+                pending={}, pending_names={}, pending_daily={}, pending_rows={},
+            ),
+            keys=[key for key in touched if key[1] in share],
+            staged=staged,
+        )
+        for share in shares
+    ]
+
+
+def _task(work: _Work) -> _Result:
+    """VEE then aggregation of some buckets' touched days; writes files, commits nothing."""
+    run = work.run
+    started = time.perf_counter()
+    outcomes: list[pl.DataFrame] = []
+    estimates: list[pl.DataFrame] = []
+    replaced: list[pl.DataFrame] = []
+    sizes = {key: work.staged.rows.get(key, 0) + run.rows_of(*key) for key in work.keys}
+    for day, buckets in _groups(sizes):
+        found, methods, gone = _vee_group(run, day, buckets, work.staged)
+        outcomes.append(found)
+        estimates.append(methods)
+        replaced.append(gone)
+    vee_done = time.perf_counter()
+    written: dict[str, dict[Partition, list[str]]] = {
+        READINGS: {partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
+    }
+    days_aggregated = _aggregate(run, work.keys, written)
+    return _Result(
+        written=written,
+        outcomes=outcomes,
+        estimates=estimates,
+        replaced=replaced,
+        days_aggregated=days_aggregated,
+        seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done},
+    )
 
 
 def _groups(sizes: dict[PartitionKey, int]) -> list[tuple[dt.date, list[int]]]:
@@ -398,7 +497,10 @@ def _audit_replaced(state: StateStore, frames: list[pl.DataFrame]) -> None:
         )
 
 
-def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
+def _aggregate(
+    run: _Run, touched: list[PartitionKey], written: dict[str, dict[Partition, list[str]]]
+) -> int:
+    # the new files go into `written` (table -> partition -> names) for the coordinator
     """Aggregate the touched days and the days either side that the store has (a day's
     register-based energy starts at the end of the day before; an estimated day end
     leans on the reads of the day after)."""
@@ -458,16 +560,16 @@ def _aggregate(run: _Run, touched: list[PartitionKey]) -> int:
                 aggregate.register_reads(regs_parts[bucket].lazy()).collect()
             )
             findings[partition(date=day, bucket=bucket)] = found_parts[bucket].select(list(FINDINGS_SCHEMA))
-    _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
-    _publish_intervals(run.table(INTERVALS), published)
-    _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
-    merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
-    run.table(MONTHLY).write_partitions(
-        {
-            partition(month=m, bucket=b): aggregate.monthly(frame.lazy(), m).collect()
-            for (m, b), frame in merged.items()
-        }
-    )
+    written[FINDINGS] = _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
+    written[INTERVALS] = _publish_intervals(run.table(INTERVALS), published)
+    written[REGISTER_READS], _ = _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
+    written[DAILY], merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
+    monthly = run.table(MONTHLY)
+    written[MONTHLY] = {
+        key: [monthly.write_file(key, aggregate.monthly(frame.lazy(), m).collect())]
+        for (m, b), frame in merged.items()
+        for key in [partition(month=m, bucket=b)]
+    }
     return len(days)
 
 
@@ -479,22 +581,20 @@ def _split(frame: pl.DataFrame, buckets: list[int]) -> dict[int, pl.DataFrame]:
 
 def _replace_days(
     table: Table, frames: dict[Partition, pl.DataFrame], schema: dict[str, pl.DataType] | object
-) -> None:
-    names = {key: [table.write_file(key, frame)] for key, frame in frames.items()}
-    table.commit(replace=names)
+) -> dict[Partition, list[str]]:
+    return {key: [table.write_file(key, frame)] for key, frame in frames.items()}
 
 
-def _publish_intervals(table: Table, frames: dict[Partition, pl.DataFrame]) -> None:
-    """Replace the days' interval partitions in one commit; a day left without intervals
-    (all quarantined after review, say) loses its partition rather than keeping stale rows."""
-    names = {key: [table.write_file(key, frame)] if frame.height else [] for key, frame in frames.items()}
-    if names:
-        table.commit(replace=names)
+def _publish_intervals(table: Table, frames: dict[Partition, pl.DataFrame]) -> dict[Partition, list[str]]:
+    """The days' interval partitions, for the coordinator to commit in one go; a day left
+    without intervals (all quarantined after review, say) loses its partition rather than
+    keeping stale rows."""
+    return {key: [table.write_file(key, frame)] if frame.height else [] for key, frame in frames.items()}
 
 
 def _merge_months(
     table: Table, frames: dict[tuple[str, int], list[pl.DataFrame]], schema: dict[str, pl.DataType] | object
-) -> dict[tuple[str, int], pl.DataFrame]:
+) -> tuple[dict[Partition, list[str]], dict[tuple[str, int], pl.DataFrame]]:
     """Month partitions: the rows of other days kept, the recomputed days replaced."""
     assert isinstance(schema, dict)
     out: dict[tuple[str, int], pl.DataFrame] = {}
@@ -509,8 +609,7 @@ def _merge_months(
         key = partition(month=month, bucket=bucket)
         written[key] = [table.write_file(key, merged)]
         out[(month, bucket)] = merged
-    table.commit(replace=written)
-    return out
+    return written, out
 
 
 __all__ = ["IngestError", "IngestReport", "reaggregate", "run_ingest"]
