@@ -85,13 +85,31 @@ def _connect_args(url: str) -> dict[str, Any]:
     return {}
 
 
+def _utc_text(value: bytes) -> str:
+    """PostgreSQL's `2026-11-01 17:00:00.5` (UTC session) as the rooms write instants:
+    `2026-11-01T17:00:00.500000Z` (`headend.timestamps.to_db`)."""
+    text = value.decode("ascii").split("+")[0]
+    day, _, clock = text.partition(" ")
+    whole, _, fraction = clock.partition(".")
+    return f"{day}T{whole}.{fraction.ljust(6, '0')[:6]}Z"
+
+
 def _dates_as_text(dbapi_conn: Any, _record: Any) -> None:
-    """DATE and TIMESTAMP values come back as ISO text, as SQLite returns them, since the
-    rooms parse what they read (`headend.timestamps.from_db`, date columns into frames)."""
+    """DATE values come back as ISO text and TIMESTAMP values in the rooms' own spelling,
+    as SQLite returns what was written, since the rooms parse what they read
+    (`headend.timestamps.from_db`, strptime of that spelling, date columns into frames)."""
+    from psycopg.adapt import Loader
     from psycopg.types.string import TextLoader
 
-    for name in ("date", "timestamp", "timestamptz"):
-        dbapi_conn.adapters.register_loader(name, TextLoader)
+    class UtcTextLoader(Loader):
+        def load(self, data: Any) -> str:
+            return _utc_text(bytes(data))
+
+    dbapi_conn.execute("SET TIME ZONE 'UTC'")
+    dbapi_conn.commit()
+    dbapi_conn.adapters.register_loader("date", TextLoader)
+    for name in ("timestamp", "timestamptz"):
+        dbapi_conn.adapters.register_loader(name, UtcTextLoader)
 
 
 def _migration_steps() -> list[tuple[int, str, list[str]]]:

@@ -86,3 +86,19 @@ def test_standby_scheduler_takes_over_an_expired_lease(
     release(store, "standby")
     acquire(store, "active", ttl=ttl, now=now + dt.timedelta(seconds=53))
     store.dispose()
+
+
+def test_instants_read_back_as_written(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _open(pg_url, tmp_path, monkeypatch)
+    written = ["2026-11-01T17:00:00.000000Z", "2026-11-01T17:00:00.250000Z"]
+    with store.transaction() as conn:
+        for at in written:
+            conn.execute(
+                sa.text("INSERT INTO headend_daemon_events (at, kind) VALUES (:at, 'x')"), {"at": at}
+            )
+    with store.read() as conn:
+        read = [r[0] for r in conn.execute(sa.text("SELECT at FROM headend_daemon_events ORDER BY id"))]
+        day = conn.execute(sa.text("SELECT CAST('2026-11-01' AS DATE)")).scalar_one()
+    assert read == written
+    assert day == "2026-11-01"
+    store.dispose()
