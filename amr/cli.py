@@ -9,6 +9,7 @@ import typer
 
 from amr.commands import (
     bill,
+    cluster,
     customers,
     demo,
     headend,
@@ -60,6 +61,7 @@ app.add_typer(quality.app, name="quality", help="Data quality review.\n\nExample
 app.add_typer(bill.app, name="bill", help="Bill runs and quotes.\n\nExample: amr bill quote --kwh 300")
 app.add_typer(customers.app, name="customers", help="Customers and contracts.\n\nExample: amr customers list")
 app.add_typer(portal.app, name="portal", help="The customer portal.\n\nExample: amr portal serve")
+app.add_typer(cluster.app, name="cluster", help="Dask cluster for scale-out.\n\nExample: amr cluster up")
 app.add_typer(store.app, name="store", help="Measurement store upkeep.\n\nExample: amr store info")
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from amr.context import console, data_dir, handle_errors, print_json, settings, state
+from core.executor import open_executor
 from ingest.accounting import IngestReport
 from ingest.importer import import_readings
 from ingest.quality import ingest_log, rollup
@@ -35,14 +36,24 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
 
 @app.command("run")
 @handle_errors
-def run(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+def run(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cluster: str | None = typer.Option(
+        None, envvar="AMR_CLUSTER", help="Dask scheduler (tcp://host:8786) to run partitions on."
+    ),
+    workers: int = typer.Option(1, min=1, help="Local processes when no cluster is given."),
+) -> None:
     """Take every new landing batch through validation, estimation, storage and aggregation.
 
-    Taking a batch twice changes nothing; a killed run can simply be run again.
+    Taking a batch twice changes nothing; a killed run can simply be run again. With a
+    cluster, each group of buckets is a task; the coordinator commits every table.
 
     Example: amr ingest run --json
+
+    Example: amr ingest run --cluster tcp://10.0.0.5:8786
     """
-    _print_report(run_ingest(data_dir(), state(), settings=settings()), as_json)
+    with open_executor(cluster, workers=workers) as executor:
+        _print_report(run_ingest(data_dir(), state(), settings=settings(), executor=executor), as_json)
 
 
 @app.command("import")
