@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from headless import WAIT_S, chromium, require_browser
 from portal_world import ALICE, BOB, World
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-webdriver = pytest.importorskip("selenium.webdriver", reason="no selenium: pip install selenium")
-if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-    pytest.skip("no headless browser: apt-get install chromium chromium-driver", allow_module_level=True)
+webdriver = require_browser()
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-WAIT_S = 20
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=390,844"):  # a phone's screen
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
-    driver.set_page_load_timeout(WAIT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium(webdriver)
 
 
 def _open(browser: webdriver.Chrome, world: World, code: str, query: str = "") -> None:
