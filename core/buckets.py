@@ -16,7 +16,8 @@ def bucket_of(meter_id: str, buckets: int) -> int:
 
 
 def bucket_expr(column: str, buckets: int) -> pl.Expr:
-    """The same bucket as `bucket_of`, as a Polars expression (one Python call per distinct id)."""
+    """The same bucket as `bucket_of`, as a Polars expression: one batch call, crc32 per row
+    (about 1 s for 2.8 M customer codes; de-duplicating first measured 5x slower on distinct ids)."""
     return (
         pl.col(column)
         .map_batches(

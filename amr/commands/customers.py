@@ -109,34 +109,11 @@ def show(
         f"[bold]{customer['customer_code']}[/] {customer['name']}, {customer['address']}"
         f" (tax code {customer['tax_code'] or '-'})"
     )
-    contracts = Table(title="contracts")
-    for column in (
-        "effective_from",
-        "effective_to",
-        "tariff_class",
-        "voltage",
-        "households",
-        "reading_day",
-        "tou_calendar",
-        "route",
-    ):
-        contracts.add_column(column)
+    columns = ("effective_from", "effective_to", "tariff_class", "voltage", "households", "reading_day",
+               "tou_calendar", "route")
+    contracts = Table(*columns, title="contracts")
     for c in customer["contracts"]:
-        contracts.add_row(
-            *(
-                str(c[k] if c[k] is not None else "")
-                for k in (
-                    "effective_from",
-                    "effective_to",
-                    "tariff_class",
-                    "voltage",
-                    "households",
-                    "reading_day",
-                    "tou_calendar",
-                    "route",
-                )
-            )
-        )
+        contracts.add_row(*(str(c[k] if c[k] is not None else "") for k in columns))
     console.print(contracts)
     meters = Table(title="meters")
     for column in ("meter_id", "installed_on", "removed_on"):
