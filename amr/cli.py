@@ -39,9 +39,15 @@ def _global(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", envvar="AMR_DATA_DIR", help="Data directory (default ./amr-data)."
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Dask scheduler (tcp://host:8786) that runs the work of polling rounds, ingest and "
+        "bill runs; default AMR_CLUSTER, else this machine.",
+    ),
 ) -> None:
     """Options that apply to every command."""
-    set_global_options(data_dir)
+    set_global_options(data_dir, cluster)
 
 
 simulate_app = typer.Typer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.markup import escape
 
 from core.config import Settings, load_settings
 from core.errors import AmrError
+from core.executor import CLUSTER_ENV
 from core.measurements import MeasurementStore
 from core.paths import ensure_data_dir
 from core.state import StateStore
@@ -26,13 +28,28 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _overrides: dict[str, Any] = {}
+# AMR_CLUSTER as it was before `--cluster` replaced it, so the next invocation starts afresh
+_cluster_env_before: list[str | None] = []
 
 
-def set_global_options(data_dir: Path | None) -> None:
-    """Options of this invocation; each invocation sets them afresh (tests run many in one process)."""
+def set_global_options(data_dir: Path | None, cluster: str | None = None) -> None:
+    """Options of this invocation; each invocation sets them afresh (tests run many in one process).
+
+    `--cluster` is passed on as AMR_CLUSTER, the one executor setting every room's
+    `open_executor()` reads, so no command needs an option of its own for it.
+    """
     _overrides.clear()
     if data_dir is not None:
         _overrides["data_dir"] = data_dir
+    if _cluster_env_before:
+        previous = _cluster_env_before.pop()
+        if previous is None:
+            os.environ.pop(CLUSTER_ENV, None)
+        else:
+            os.environ[CLUSTER_ENV] = previous
+    if cluster:
+        _cluster_env_before.append(os.environ.get(CLUSTER_ENV))
+        os.environ[CLUSTER_ENV] = cluster
 
 
 def settings() -> Settings:
