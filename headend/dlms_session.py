@@ -57,10 +57,6 @@ class DlmsMeterSession:
         self._meter = meter
         self._session = session
 
-    @property
-    def bytes_exchanged(self) -> int:
-        return 0  # the DLMS transports do not count bytes yet
-
     async def read_clock(self) -> dt.datetime:
         return (await self._session.read_clock()).meter_time
 

@@ -31,7 +31,7 @@ from core.errors import AmrError
 from core.reading import Reading, to_frame
 from core.state import StateStore
 from core.timezones import local_date, local_midnight_utc
-from headend import clocksync, commlog, health, landings, watermarks
+from headend import clocksync, commlog, health, landings, watermarks, wire
 from headend.clocksync import ClockAction, ClockEvent, ClockPolicy
 from headend.commlog import Attempt
 from headend.dlms_session import counter_store
@@ -244,12 +244,15 @@ class _Round:
                 raise _Stopped
             started = self.clock.now()
             before = len(job.readings)
-            session: MeterSession | None = None
             error: BaseException | None = None
             outcome = "ok"
+            counted = wire.Tally()
             try:
-                async with asyncio.timeout(budget):
-                    async with self.connector.session(meter, timeout=budget, source=self.round_id) as session:
+                with wire.tally() as counted:
+                    async with (
+                        asyncio.timeout(budget),
+                        self.connector.session(meter, timeout=budget, source=self.round_id) as session,
+                    ):
                         await self._read(job, session)
             except (AmrError, TimeoutError, OSError) as exc:
                 error, outcome = exc, "failed"
@@ -262,7 +265,7 @@ class _Round:
                     route=meter.route, started_at=started, ended_at=self.clock.now(), outcome=outcome,
                     error_class=error_class(error) if error else _ABORTED.get(outcome),
                     error=str(error) if error else None, retries=attempt,
-                    bytes=session.bytes_exchanged if session is not None else 0,
+                    bytes=counted.total,
                     readings=len(job.readings) - before,
                 ))
         return error
@@ -404,6 +407,7 @@ async def poll_meters(
         state, data_dir, settings=settings, options=options, clock=clock, since=since, connector=connector,
         limiter=limiter, priority=priority, stop=stop, progress=progress, total=len(meters),
     )
+    wire.instrument(asyncio.get_running_loop())
     await asyncio.to_thread(run.prepare, meters)
     now = run.started
     jobs = []

@@ -30,9 +30,6 @@ SET_CLOCK = "set-clock"
 class MeterSession(Protocol):
     capabilities: frozenset[str]
 
-    @property
-    def bytes_exchanged(self) -> int: ...
-
     async def read_clock(self) -> dt.datetime: ...
 
     async def shift_time(self, seconds: int) -> None: ...
@@ -61,11 +58,6 @@ class ModbusSession:
 
     def __init__(self, meter: Meter, *, timeout: float, source: str, clock: Clock) -> None:
         self._meter, self._timeout, self._source, self._clock = meter, timeout, source, clock
-        self._bytes = 0
-
-    @property
-    def bytes_exchanged(self) -> int:
-        return self._bytes
 
     async def read_registers(self) -> list[Reading]:
         return await read_modbus_meter(

@@ -37,14 +37,12 @@ class FakeSession:
 
     def __init__(self, fleet: FakeFleet, meter: FakeMeter) -> None:
         self.fleet, self.meter = fleet, meter
-        self.bytes_exchanged = 0
 
     def _meter_now(self) -> dt.datetime:
         return self.fleet.clock.now() + self.meter.clock_offset
 
     async def read_clock(self) -> dt.datetime:
         await asyncio.sleep(0)
-        self.bytes_exchanged += 20
         return self._meter_now()
 
     async def shift_time(self, seconds: int) -> None:
@@ -76,7 +74,6 @@ class FakeSession:
                 rows.append(Reading(self.meter.meter_id, ACTIVE_IMPORT_INTERVAL, ts, 100 + slot, 0, "Wh",
                                     read_at=self.fleet.clock.now()))
             ts += PERIOD
-        self.bytes_exchanged += 30 * len(rows)
         return rows
 
 
