@@ -78,12 +78,32 @@ def _sub(parent: etree._Element, tag: str, text: object | None = None) -> etree.
     return node
 
 
-def _rate_text(rate: str) -> str:
+def rate_text(rate: str) -> str:
     return f"{(Decimal(rate) * 100).normalize():f}%"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _thousands(count: int) -> str:
+    return str(num2words(count * 1000, lang="vi"))
+
+
+@functools.cache
+def _tail(rest: int) -> str:
+    return (" lẻ" if rest <= 99 else "") + " " + str(num2words(rest, lang="vi"))
+
+
+def number_in_words(n: int) -> str:
+    """num2words(n, lang="vi") for n >= 0, composed from cached parts (it costs ~40 us a call,
+    a city has 2.8 million invoices): the words of n - n % 1000, then those of the last three
+    digits, after "lẻ" when they are below 100 (num2words' own rule; a test checks equality)."""
+    if n < 1000:
+        return _tail(n)[4 if n <= 99 else 1 :] if n else "không"
+    head, rest = divmod(n, 1000)
+    return _thousands(head) + (_tail(rest) if rest else "")
+
+
 def amount_in_words(amount: int) -> str:
-    words = str(num2words(abs(amount), lang="vi"))
+    words = number_in_words(abs(amount))
     text = f"{words} đồng"
     return ("Âm " + text) if amount < 0 else text[0].upper() + text[1:]
 
@@ -156,7 +176,7 @@ def build_invoice(
         _sub(node, "DChi", party.get("address") or "")
         if tag == "NMua":
             _sub(node, "MKHang", bill["customer_code"])
-    rate = _rate_text(bill["vat_rate"])
+    rate = rate_text(bill["vat_rate"])
     items = _sub(content, "DSHHDVu")
     for index, (name, unit, quantity, price, amount) in enumerate(_items(bill, invoice, previous), start=1):
         item = _sub(items, "HHDVu")
@@ -208,7 +228,7 @@ def validate(root: etree._Element) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _signing_material(key_pem: bytes, cert_pem: bytes) -> tuple[Any, list[str]]:
+def signing_material(key_pem: bytes, cert_pem: bytes) -> tuple[Any, list[str]]:
     """Parse the key and certificate once per process: loading an RSA key costs ~70 ms, signing ~1 ms."""
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -251,7 +271,7 @@ def sign(root: etree._Element, seller: Seller) -> etree._Element:
             "the seller has no signing key and certificate",
             hint="name key_file and cert_file in <data_dir>/seller.toml",
         )
-    key, certs = _signing_material(seller.key_pem, seller.cert_pem)
+    key, certs = signing_material(seller.key_pem, seller.cert_pem)
     data = root.find("DLHDon")
     slot = root.find("DSCKS/NBan")
     if data is None or slot is None or data.get("Id") is None:
