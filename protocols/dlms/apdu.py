@@ -1,12 +1,17 @@
-"""xDLMS GET/SET/ACTION APDUs: requests built with dlms-cosem's classes, responses parsed here.
+"""xDLMS GET/SET/ACTION APDUs: requests encoded here, responses parsed here.
 
 Responses are parsed by our own code because it must raise a precise `ApduError` for any
 bytes a meter or a line can produce, and because a profile's raw data must reach the
-columnar decoder untouched. Requests are dlms-cosem's (`GetRequestNormal`, ...).
+columnar decoder untouched. GET and SET requests are a few fixed bytes around a cached
+attribute descriptor (dlms-cosem's attrs classes cost more per request than the rest of
+the exchange; tests check ours byte for byte against its `GetRequestNormal`, ...); the
+rare ACTION requests are dlms-cosem's.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dlms_cosem import cosem, enumerations
@@ -14,7 +19,7 @@ from dlms_cosem.protocol import xdlms
 
 from core.obis import Obis
 from protocols.dlms import axdr
-from protocols.dlms.errors import AccessDenied, ApduError
+from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError
 
 GET_REQUEST, SET_REQUEST, ACTION_REQUEST = 0xC0, 0xC1, 0xC3
 GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7
@@ -51,36 +56,45 @@ def _invoke(invoke_id: int) -> xdlms.InvokeIdAndPriority:
     return xdlms.InvokeIdAndPriority(invoke_id=invoke_id & 0x0F, confirmed=True, high_priority=True)
 
 
+# Invoke-Id-And-Priority with "confirmed" and "high priority" set, for each invoke id.
+_INVOKE = [bytes((0xC0 | invoke_id,)) for invoke_id in range(16)]
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def descriptor(ref: AttributeRef) -> bytes:
+    """Cosem-Attribute-Descriptor: class-id (2 bytes), instance-id (6), attribute-id (Integer8)."""
+    if not 0 <= ref.class_id <= 0xFFFF or not -128 <= ref.attribute <= 127:
+        raise DlmsLocalError(
+            f"attribute {ref.attribute} of class {ref.class_id} ({ref.obis}) cannot be addressed",
+            hint="class ids are 0 to 65535 and attribute ids -128 to 127",
+        )
+    return (
+        ref.class_id.to_bytes(2, "big")
+        + Obis.parse(ref.obis).to_bytes()
+        + ref.attribute.to_bytes(1, "big", signed=True)
+    )
+
+
 def get_request(ref: AttributeRef, invoke_id: int = 1, access_selection: bytes | None = None) -> bytes:
-    plain = xdlms.GetRequestNormal(cosem_attribute=ref.to_cosem(), invoke_id_and_priority=_invoke(invoke_id))
-    out = plain.to_bytes()
-    if access_selection is None:
-        return bytes(out)
-    # dlms-cosem's RangeDescriptor writes times its own way; we write the descriptor ourselves.
-    return bytes(out[:-1]) + b"\x01" + access_selection
+    """Get-Request-Normal; `access_selection` is the selector and its parameters (A-XDR)."""
+    access = b"\x00" if access_selection is None else b"\x01" + access_selection
+    return b"\xc0\x01" + _INVOKE[invoke_id & 0x0F] + descriptor(ref) + access
 
 
 def get_next(block_number: int, invoke_id: int = 1) -> bytes:
-    return bytes(
-        xdlms.GetRequestNext(block_number=block_number, invoke_id_and_priority=_invoke(invoke_id)).to_bytes()
-    )
+    """Get-Request-Next: the block after `block_number` of a block transfer."""
+    return b"\xc0\x02" + _INVOKE[invoke_id & 0x0F] + block_number.to_bytes(4, "big")
 
 
-def get_with_list(refs: list[AttributeRef], invoke_id: int = 1) -> bytes:
-    items = [cosem.CosemAttributeWithSelection(attribute=r.to_cosem(), access_selection=None) for r in refs]
-    return bytes(
-        xdlms.GetRequestWithList(
-            cosem_attributes_with_selection=items, invoke_id_and_priority=_invoke(invoke_id)
-        ).to_bytes()
-    )
+def get_with_list(refs: Sequence[AttributeRef], invoke_id: int = 1) -> bytes:
+    """Get-Request-With-List, no selective access on any attribute."""
+    items = b"".join([descriptor(ref) + b"\x00" for ref in refs])
+    return b"\xc0\x03" + _INVOKE[invoke_id & 0x0F] + axdr.encode_length(len(refs)) + items
 
 
 def set_request(ref: AttributeRef, data: bytes, invoke_id: int = 1) -> bytes:
-    return bytes(
-        xdlms.SetRequestNormal(
-            cosem_attribute=ref.to_cosem(), data=data, invoke_id_and_priority=_invoke(invoke_id)
-        ).to_bytes()
-    )
+    """Set-Request-Normal of one attribute to the A-XDR value `data`."""
+    return b"\xc1\x01" + _INVOKE[invoke_id & 0x0F] + descriptor(ref) + b"\x00" + data
 
 
 def action_request(class_id: int, obis: str, method: int, data: bytes | None, invoke_id: int = 1) -> bytes:

@@ -9,6 +9,7 @@ security suite 0; ciphered associations use general-glo or service-specific glo 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any, Literal
@@ -68,6 +69,36 @@ def gmac_tag(keys: ciphering.Keys, system_title: bytes, counter: int, challenge:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _public_aarq(max_pdu: int) -> bytes:
+    """The AARQ of the public client carries nothing per session: built once per PDU size."""
+    initiate = xdlms.InitiateRequest(
+        proposed_conformance=proposed_conformance(False), client_max_receive_pdu_size=max_pdu
+    )
+    request = acse.ApplicationAssociationRequest(
+        ciphered=False,
+        system_title=None,
+        authentication=None,
+        authentication_value=None,
+        user_information=acse.UserInformation(content=initiate),
+    )
+    return bytes(request.to_bytes())
+
+
+def _parse_aare(data: bytes) -> acse.ApplicationAssociationResponse:
+    aare: acse.ApplicationAssociationResponse = _dlms_cosem(
+        "the AARE", acse.ApplicationAssociationResponse.from_bytes, data
+    )
+    return aare
+
+
+# An AARE without a challenge or ciphering is the same every time a meter answers the same
+# AARQ, so its parsed form is kept (read-only) rather than parsed again per session.
+_parse_plain_aare = functools.lru_cache(maxsize=256)(_parse_aare)
+
+RLRQ = bytes(acse.ReleaseRequest(reason=enumerations.ReleaseRequestReason.NORMAL).to_bytes())
+
+
 def _dlms_cosem(what: str, parse: Callable[[bytes], Any], data: bytes) -> Any:
     """Call a dlms-cosem parser; whatever it raises means the meter's bytes are bad."""
     try:
@@ -125,6 +156,8 @@ class ClientAssociation:
     # --- association establishment ----------------------------------------------------
 
     def aarq(self) -> bytes:
+        if self.auth == "none" and not self.ciphered:
+            return _public_aarq(self._max_pdu)
         # The InitiateRequest goes in plain: it carries no dedicated key, and a wrong key must
         # then fail where the standard says, at reply_to_HLS_authentication.
         initiate = xdlms.InitiateRequest(
@@ -144,7 +177,7 @@ class ClientAssociation:
         """Take the AARE: raise on refusal, else note conformance, PDU size and the HLS challenge."""
         if not data or data[0] != 0x61:
             raise ApduError(f"{self.where}: expected an AARE (61), got {data[:8].hex()}")
-        aare = _dlms_cosem("the AARE", acse.ApplicationAssociationResponse.from_bytes, data)
+        aare = _parse_plain_aare(data) if self.auth == "none" else _parse_aare(data)
         diagnostic = aare.result_source_diagnostics
         if aare.result != enumerations.AssociationResult.ACCEPTED:
             if diagnostic == enumerations.AcseServiceUserDiagnostics.AUTHENTICATION_FAILED:
@@ -238,7 +271,7 @@ class ClientAssociation:
         self.associated = True
 
     def rlrq(self) -> bytes:
-        return bytes(acse.ReleaseRequest(reason=enumerations.ReleaseRequestReason.NORMAL).to_bytes())
+        return RLRQ
 
     # --- protection ---------------------------------------------------------------------
 

@@ -151,11 +151,58 @@ def decode_prefix(data: bytes, pos: int = 0) -> tuple[DlmsValue, int]:
     return _decode(bytes(data), pos, 0)
 
 
+def _row_layout(data: bytes, pos: int, width: int) -> tuple[struct.Struct, list[tuple[int, int]]] | None:
+    """The first row's layout as a struct (tags and lengths skipped) and the (offset, byte)
+    pairs every row must repeat, or None if a cell has no fixed size (null, float, long string)."""
+    if pos + 2 > len(data) or data[pos] != STRUCTURE or data[pos + 1] != width:
+        return None
+    fmt, constants, offset = [">2x"], [(0, STRUCTURE), (1, width)], 2
+    for _ in range(width):
+        at = pos + offset
+        if at >= len(data):
+            return None
+        tag = data[at]
+        fixed = _FIXED.get(tag)
+        if fixed is not None:
+            fmt.append("x" + fixed[1].format[1:])
+            constants.append((offset, tag))
+            offset += 1 + fixed[0]
+        elif tag == OCTET_STRING and at + 1 < len(data) and data[at + 1] < 0x80:
+            size = data[at + 1]
+            fmt.append(f"2x{size}s")
+            constants += [(offset, tag), (offset + 1, size)]
+            offset += 2 + size
+        elif tag in _FIXED_OCTETS:
+            fmt.append(f"x{_FIXED_OCTETS[tag]}s")
+            constants.append((offset, tag))
+            offset += 1 + _FIXED_OCTETS[tag]
+        else:
+            return None
+    return struct.Struct("".join(fmt)), constants
+
+
+def _uniform_columns(data: bytes, pos: int, rows: int, width: int) -> list[list[DlmsValue]] | None:
+    """Columns of a buffer whose rows all share the first row's types and sizes (the usual
+    case: meters write every row alike), unpacked by struct in C; None if they do not."""
+    layout = _row_layout(data, pos, width)
+    if layout is None:
+        return None
+    row, constants = layout
+    body = data[pos:]
+    if len(body) != rows * row.size:
+        return None
+    # Every row's tag and length bytes checked at once by strided slices.
+    for offset, byte in constants:
+        if body[offset :: row.size] != bytes((byte,)) * rows:
+            return None
+    return [list(column) for column in zip(*row.iter_unpack(body), strict=True)]
+
+
 def decode_columns(data: bytes, width: int) -> list[list[DlmsValue]]:
     """A profile buffer (array of structures of `width` elements) as `width` columns.
 
-    Fixed-size types take a fast path without recursion; anything else falls back to the
-    general decoder for that cell.
+    Rows all alike are unpacked in one struct pass; otherwise fixed-size types take a fast
+    path without recursion, and anything else falls back to the general decoder per cell.
     """
     data = bytes(data)
     if not data or data[0] != ARRAY:
@@ -163,6 +210,10 @@ def decode_columns(data: bytes, width: int) -> list[list[DlmsValue]]:
     rows, pos = decode_length(data, 1)
     if rows * (width + 2) > len(data) - pos + (1 if rows == 0 else 0):
         raise ApduError(f"a profile buffer claims {rows} rows, more than its {len(data)} bytes can hold")
+    if rows and width:
+        uniform = _uniform_columns(data, pos, rows, width)
+        if uniform is not None:
+            return uniform
     columns: list[list[DlmsValue]] = [[] for _ in range(width)]
     fixed = _FIXED
     end = len(data)

@@ -10,6 +10,7 @@ CRC-16/X.25, little-endian. No I/O here.
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 
 from protocols.dlms.errors import FrameError
@@ -27,26 +28,15 @@ LLC_REQUEST = b"\xe6\xe6\x00"  # client -> server, first segment of an APDU
 LLC_RESPONSE = b"\xe6\xe7\x00"
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
+# CRC-16/X.25 is the bit-reflected form of the CCITT CRC that binascii computes in C: reflect
+# each input byte, run crc_hqx with the same (symmetric) initial value, reflect the result.
+_REFLECT = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
     """CRC-16/X.25 (HDLC FCS): reflected 0x1021, init 0xFFFF, final xor 0xFFFF."""
-    crc = 0xFFFF
-    table = _TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc ^ 0xFFFF
+    crc = binascii.crc_hqx(bytes(data).translate(_REFLECT), 0xFFFF)
+    return ((_REFLECT[crc & 0xFF] << 8) | _REFLECT[crc >> 8]) ^ 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""A serial line (or pseudo-terminal) as asyncio streams: pyserial configures, the loop reads.
+"""A serial line (or pseudo-terminal) on the event loop: pyserial configures, the loop reads.
 
 pyserial sets baud rate, parity and stop bits on the device; the file descriptor is then
-handed to the event loop as a pipe, so thousands of waits share one thread and none blocks.
+handed to the event loop as a pair of pipes, so thousands of waits share one thread and none
+blocks. The client connects the pipes to its `FramedLine`; the simulator uses streams.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import serial
 
+from protocols.dlms.line import FramedLine
 from protocols.errors import ConnectionLost
 
 
@@ -63,9 +65,33 @@ async def pipe_streams(fd: int) -> tuple[asyncio.StreamReader, PipeWriter]:
     return reader, PipeWriter(write_transport, protocol, reader, read_transport)
 
 
+class _WriteSide(asyncio.Protocol):
+    """The write pipe's protocol: flow control and loss go to the line that reads."""
+
+    def __init__(self, line: FramedLine[Any]) -> None:
+        self._line = line
+
+    def pause_writing(self) -> None:
+        self._line.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._line.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._line.connection_lost(exc)
+
+
 async def open_serial(
-    device: str, *, baudrate: int = 9600, bytesize: int = 8, parity: str = "N", stopbits: int = 1
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    device: str,
+    line: FramedLine[Any],
+    *,
+    baudrate: int = 9600,
+    bytesize: int = 8,
+    parity: str = "N",
+    stopbits: int = 1,
+) -> None:
+    """Open `device` with its line settings and connect both directions to `line`."""
     try:
         port = serial.Serial(
             device,
@@ -81,7 +107,16 @@ async def open_serial(
             f"serial line {device} cannot be opened: {exc}",
             hint="check the device path, its permissions and that no other program holds it",
         ) from None
+    loop = asyncio.get_running_loop()
     try:
-        return await pipe_streams(port.fileno())
+        # Duplicated descriptors keep the line open with its settings after pyserial lets go.
+        await loop.connect_read_pipe(lambda: line, io.FileIO(os.dup(port.fileno()), "rb", closefd=True))
+        writer, _ = await loop.connect_write_pipe(
+            lambda: _WriteSide(line), io.FileIO(os.dup(port.fileno()), "wb", closefd=True)
+        )
+        line.attach_writer(writer)
+    except BaseException:
+        await line.close()
+        raise
     finally:
-        port.close()  # the duplicated descriptors keep the line open with its settings
+        port.close()

@@ -27,6 +27,7 @@ from protocols.dlms.ciphering import Keys
 from protocols.dlms.cosem_time import CLOCK_STATUS_INVALID, CosemDateTime
 from protocols.dlms.counters import InvocationCounterStore, MemoryCounterStore
 from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, IncompleteProfile
+from protocols.dlms.reading_columns import column_readings
 from protocols.dlms.settings import DlmsMeterSettings
 from protocols.dlms.transport import Transport, open_transport
 from protocols.dlms.units import unit_name
@@ -97,6 +98,12 @@ def _scaled(value: axdr.DlmsValue, scaler: int, what: str) -> tuple[int, int]:
             hint="the meter reports more precision than the contract's scale range",
         )
     return number, exponent
+
+
+def _difference(before: int, before_scale: int, after: int, after_scale: int) -> tuple[int, int]:
+    """(after - before) as (value, scale) at the finer of the two scales, exactly."""
+    scale = min(before_scale, after_scale)
+    return after * 10 ** (after_scale - scale) - before * 10 ** (before_scale - scale), scale
 
 
 def _scaler_unit(value: axdr.DlmsValue, what: str) -> tuple[int, str]:
@@ -347,75 +354,80 @@ class DlmsSession:
             ) from exc
         data = axdr.decode_columns(raw, len(columns))
         read_at = self._now()
-        stamps = []
-        for raw_time in data[clock_index]:
-            if not isinstance(raw_time, bytes):
-                raise ApduError(f"{self.where}: profile {profile} clock cell {raw_time!r} is not a date-time")
-            stamps.append(self._to_utc(raw_time))
+        raw_times = data[clock_index]
+        if not all(type(cell) is bytes for cell in raw_times):
+            bad = next(cell for cell in raw_times if type(cell) is not bytes)
+            raise ApduError(f"{self.where}: profile {profile} clock cell {bad!r} is not a date-time")
+        stamps = list(map(self._to_utc, raw_times))  # type: ignore[arg-type]
+        times = [ts for ts, _ in stamps]
         statuses = (
-            [s if isinstance(s, int) else 0 for s in data[status_index]]
+            [s if type(s) is int else 0 for s in data[status_index]]
             if status_index is not None
             else [0] * len(stamps)
         )
-        # Per row once: time, status bits, and whether it lies in the range asked for.
-        rows = [
-            (
-                ts,
-                status | (STATUS_CLOCK_INVALID if clock_status & CLOCK_STATUS_INVALID else 0),
-                start <= ts <= end,
-            )
-            for (ts, clock_status), status in zip(stamps, statuses, strict=True)
+        row_status = [
+            status | (STATUS_CLOCK_INVALID if clock_status & CLOCK_STATUS_INVALID else 0)
+            for (_, clock_status), status in zip(stamps, statuses, strict=True)
         ]
+        # Rows in the range asked for; the row before the range only serves the first delta.
+        picked = [i for i, ts in enumerate(times) if start <= ts <= end]
+        picked_times = [times[i] for i in picked]
+        picked_status = [row_status[i] for i in picked]
+        # Delta rows: the interval (ts - period, ts] lies inside the range and the previous row
+        # is exactly one period earlier (no delta is invented across a gap).
+        first = start + lead
+        steps = [i for i in picked if i > 0 and times[i] - times[i - 1] == lead and times[i] >= first]
         readings: list[Reading] = []
-        append, meter_id, source = readings.append, self.meter_id, self.source
         for index, column in value_columns:
             scaler, unit = self._scalers[column.obis]
+            what = f"{self.where} {profile} {column.obis}"
+            cells = data[index]
+            if all(type(cell) is int for cell in cells):
+                numbers: list[int] = cells  # type: ignore[assignment]
+                scales: int | list[int] = scaler
+            else:
+                scaled = [_scaled(cell, scaler, what) for cell in cells]
+                numbers = [number for number, _ in scaled]
+                scales = [scale for _, scale in scaled]
+            readings += column_readings(
+                meter_id=self.meter_id,
+                quantity=column.obis,
+                ts=picked_times,
+                values=[numbers[i] for i in picked],
+                scale=scales if isinstance(scales, int) else [scales[i] for i in picked],
+                unit=unit,
+                status=picked_status,
+                source=self.source,
+                read_at=read_at,
+            )
             code = Obis.parse(column.obis)
             # Interval deltas only for load profiles (period up to an hour): a D=29 code carries no
             # period, so daily or monthly differences would read as 15-minute energy downstream.
-            interval = code.d == 8 and 0 < period <= MAX_INTERVAL_S
-            delta_code = str(Obis(code.a, code.b, code.c, 29, code.e, code.f)) if interval else None
-            what = f"{self.where} {profile} {column.obis}"
-            quantity = column.obis
-            previous: tuple[dt.datetime, int] | None = None
-            for (ts, row_status, wanted), cell in zip(rows, data[index], strict=True):
-                number, scale = (cell, scaler) if type(cell) is int else _scaled(cell, scaler, what)
-                if wanted:
-                    append(
-                        Reading(
-                            meter_id=meter_id,
-                            quantity=quantity,
-                            ts=ts,
-                            value=number,
-                            scale=scale,
-                            unit=unit,
-                            status=row_status,
-                            source=source,
-                            read_at=read_at,
-                        )
-                    )
-                    # The interval (ts - period, ts] must lie inside the range asked for.
-                    if (
-                        delta_code
-                        and previous is not None
-                        and ts - previous[0] == lead
-                        and ts - lead >= start
-                        and number >= previous[1]
-                    ):
-                        append(
-                            Reading(
-                                meter_id=meter_id,
-                                quantity=delta_code,
-                                ts=ts,
-                                value=number - previous[1],
-                                scale=scale,
-                                unit=unit,
-                                status=row_status,
-                                source=source,
-                                read_at=read_at,
-                            )
-                        )
-                previous = (ts, number)
+            if not (code.d == 8 and 0 < period <= MAX_INTERVAL_S):
+                continue
+            # A register that rolls over (or was reset) gives no negative delta.
+            if isinstance(scales, int):
+                deltas = [i for i in steps if numbers[i] >= numbers[i - 1]]
+                delta_values = [numbers[i] - numbers[i - 1] for i in deltas]
+                delta_scales: int | list[int] = scales
+            else:  # float cells: both rows brought to the finer scale first, exactly
+                aligned = {
+                    i: _difference(numbers[i - 1], scales[i - 1], numbers[i], scales[i]) for i in steps
+                }
+                deltas = [i for i in steps if aligned[i][0] >= 0]
+                delta_values = [aligned[i][0] for i in deltas]
+                delta_scales = [aligned[i][1] for i in deltas]
+            readings += column_readings(
+                meter_id=self.meter_id,
+                quantity=str(Obis(code.a, code.b, code.c, 29, code.e, code.f)),
+                ts=[times[i] for i in deltas],
+                values=delta_values,
+                scale=delta_scales,
+                unit=unit,
+                status=[row_status[i] for i in deltas],
+                source=self.source,
+                read_at=read_at,
+            )
         return readings
 
     async def read_events(self, start: dt.datetime, end: dt.datetime) -> list[Reading]:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from core.meter_url import MeterUrl
 from protocols.dlms import hdlc
 from protocols.dlms.errors import FrameError
+from protocols.dlms.line import FramedLine
 from protocols.dlms.serial_line import open_serial
-from protocols.dlms.wrapper import WrapperDecoder, WrapperFrame
+from protocols.dlms.wrapper import VERSION, WrapperDecoder, WrapperFrame
 from protocols.errors import ConnectionLost, MeterTimeout
-
-READ_CHUNK = 1 << 16
 
 
 class Transport(Protocol):
@@ -27,76 +27,24 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-async def _read(reader: asyncio.StreamReader, where: str, timeout: float) -> bytes:
-    try:
-        async with asyncio.timeout(timeout):
-            data = await reader.read(READ_CHUNK)
-    except TimeoutError:
-        raise MeterTimeout(
-            f"{where}: no answer within {timeout:g} s",
-            hint="the meter may be busy or unreachable; raise timeout= if the line is slow",
-        ) from None
-    except OSError as exc:
-        raise ConnectionLost(f"{where}: the line failed while reading: {exc}") from None
-    if not data:
-        raise ConnectionLost(
-            f"{where}: the meter closed the connection",
-            hint="the meter or its gateway dropped the session; it may be retried",
-        )
-    return data
-
-
-async def _write(writer: asyncio.StreamWriter, data: bytes, where: str, timeout: float) -> None:
-    try:
-        writer.write(data)
-        async with asyncio.timeout(timeout):
-            await writer.drain()
-    except TimeoutError:
-        raise MeterTimeout(f"{where}: the line did not take {len(data)} bytes within {timeout:g} s") from None
-    except OSError as exc:
-        raise ConnectionLost(f"{where}: the line failed while writing: {exc}") from None
-
-
-async def _close_writer(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(1.0):
-            await writer.wait_closed()
-
-
 class WrapperTransport:
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        client: int,
-        server: int,
-        timeout: float,
-        where: str,
-    ) -> None:
-        self._reader, self._writer = reader, writer
+    def __init__(self, line: FramedLine[WrapperFrame], *, client: int, server: int) -> None:
+        self._line = line
         self._client, self._server = client, server
-        self._timeout, self._where = timeout, where
-        self._decoder = WrapperDecoder()
-        self._frames: list[WrapperFrame] = []
+        # The 8-byte header toward this server is the same on every request but for the length.
+        self._header = VERSION.to_bytes(2, "big") + client.to_bytes(2, "big") + server.to_bytes(2, "big")
 
     async def request(self, apdu: bytes) -> bytes:
-        await _write(
-            self._writer,
-            WrapperFrame(self._client, self._server, apdu).to_bytes(),
-            self._where,
-            self._timeout,
-        )
+        if len(apdu) > 0xFFFF:
+            WrapperFrame(self._client, self._server, apdu).to_bytes()  # raises the precise FrameError
+        await self._line.write(self._header + len(apdu).to_bytes(2, "big") + apdu)
         while True:
-            while self._frames:
-                frame = self._frames.pop(0)
-                if frame.destination == self._client:
-                    return frame.apdu
-            self._frames.extend(self._decoder.feed(await _read(self._reader, self._where, self._timeout)))
+            frame = await self._line.frame()
+            if frame.destination == self._client:
+                return frame.apdu
 
     async def close(self) -> None:
-        await _close_writer(self._writer)
+        await self._line.close()
 
 
 class HdlcTransport:
@@ -104,20 +52,15 @@ class HdlcTransport:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        line: FramedLine[hdlc.HdlcFrame],
         *,
         client: hdlc.HdlcAddress,
         server: hdlc.HdlcAddress,
         max_info: int,
-        timeout: float,
-        where: str,
     ) -> None:
-        self._reader, self._writer = reader, writer
+        self._line = line
         self._client, self._server = client, server
-        self._timeout, self._where = timeout, where
-        self._decoder = hdlc.HdlcDecoder()
-        self._frames: list[hdlc.HdlcFrame] = []
+        self._where = line.where
         self._proposed = hdlc.HdlcParameters(max_info, max_info, 1, 1)
         self.parameters = hdlc.HdlcParameters()
         self._send_seq = 0
@@ -126,16 +69,14 @@ class HdlcTransport:
 
     async def _send(self, control: int, info: bytes = b"", segmented: bool = False) -> None:
         frame = hdlc.HdlcFrame(self._server, self._client, control, info, segmented)
-        await _write(self._writer, frame.to_bytes(), self._where, self._timeout)
+        await self._line.write(frame.to_bytes())
 
     async def _receive(self) -> hdlc.HdlcFrame:
         while True:
-            while self._frames:
-                frame = self._frames.pop(0)
-                # On a shared bus, frames for other clients are not ours to read.
-                if frame.destination.logical == self._client.logical:
-                    return frame
-            self._frames.extend(self._decoder.feed(await _read(self._reader, self._where, self._timeout)))
+            frame = await self._line.frame()
+            # On a shared bus, frames for other clients are not ours to read.
+            if frame.destination.logical == self._client.logical:
+                return frame
 
     async def connect(self) -> None:
         await self._send(hdlc.SNRM, self._proposed.to_bytes())
@@ -202,14 +143,14 @@ class HdlcTransport:
         try:
             if self._connected:
                 self._connected = False
-                self._timeout = min(self._timeout, 2.0)
+                self._line.timeout = min(self._line.timeout, 2.0)
                 await self._send(hdlc.DISC)
                 with contextlib.suppress(MeterTimeout, ConnectionLost, FrameError):
                     await self._receive()
         except (MeterTimeout, ConnectionLost):
             pass
         finally:
-            await _close_writer(self._writer)
+            await self._line.close()
 
 
 def hdlc_addresses(url: MeterUrl) -> tuple[hdlc.HdlcAddress, hdlc.HdlcAddress]:
@@ -221,19 +162,26 @@ def hdlc_addresses(url: MeterUrl) -> tuple[hdlc.HdlcAddress, hdlc.HdlcAddress]:
 
 async def open_transport(url: MeterUrl, *, timeout: float, hdlc_max_info: int = 128) -> Transport:
     where = str(url)
+    feed: Callable[[bytes], list[Any]] = (
+        WrapperDecoder().feed if url.scheme == "dlms+tcp" else hdlc.HdlcDecoder().feed
+    )
+    line: FramedLine[Any] = FramedLine(feed, where=where, timeout=timeout)
+    loop = asyncio.get_running_loop()
     try:
         if url.is_serial:
             assert url.device is not None
-            reader, writer = await open_serial(
+            await open_serial(
                 url.device,
+                line,
                 baudrate=url.int_param("baud", 9600),
                 bytesize=url.int_param("bytesize", 8),
                 parity=url.params.get("parity", "N").upper()[:1],
                 stopbits=url.int_param("stopbits", 1),
             )
         else:
+            assert url.host is not None and url.port is not None
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(url.host, url.port, limit=READ_CHUNK)
+                await loop.create_connection(lambda: line, url.host, url.port)
     except TimeoutError:
         raise MeterTimeout(f"{where}: no connection within {timeout:g} s") from None
     except OSError as exc:
@@ -242,21 +190,12 @@ async def open_transport(url: MeterUrl, *, timeout: float, hdlc_max_info: int = 
             hint="check host, port and that the meter or gateway is reachable",
         ) from None
     if url.scheme == "dlms+tcp":
-        return WrapperTransport(
-            reader,
-            writer,
-            client=url.int_param("client", 16),
-            server=url.int_param("server", 1),
-            timeout=timeout,
-            where=where,
-        )
+        return WrapperTransport(line, client=url.int_param("client", 16), server=url.int_param("server", 1))
     client, server = hdlc_addresses(url)
-    link = HdlcTransport(
-        reader, writer, client=client, server=server, max_info=hdlc_max_info, timeout=timeout, where=where
-    )
+    link = HdlcTransport(line, client=client, server=server, max_info=hdlc_max_info)
     try:
         await link.connect()
     except BaseException:
-        await _close_writer(writer)
+        await line.close()
         raise
     return link
