@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -25,8 +26,15 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def acquire(state: StateStore, holder: str, *, ttl: dt.timedelta, now: dt.datetime) -> None:
-    """Take or renew the lease; raises SchedulerLocked naming the other holder."""
+@dataclass(frozen=True, slots=True)
+class Lease:
+    holder: str
+    expires_at: dt.datetime
+
+
+def try_acquire(state: StateStore, holder: str, *, ttl: dt.timedelta, now: dt.datetime) -> Lease:
+    """Take or renew the lease if it is free, ours or expired; returns the lease as it now stands
+    (another holder's when that one is alive)."""
     with state.transaction() as conn:
         conn.execute(
             sa.text(
@@ -40,10 +48,17 @@ def acquire(state: StateStore, holder: str, *, ttl: dt.timedelta, now: dt.dateti
         row = conn.execute(
             sa.text("SELECT holder, expires_at FROM headend_scheduler_lock WHERE name = :n"), {"n": LOCK_NAME}
         ).one()
-    if row.holder != holder:
+    return Lease(row.holder, from_db(row.expires_at))
+
+
+def acquire(state: StateStore, holder: str, *, ttl: dt.timedelta, now: dt.datetime) -> None:
+    """Take or renew the lease; raises SchedulerLocked naming the other holder."""
+    lease = try_acquire(state, holder, ttl=ttl, now=now)
+    if lease.holder != holder:
         raise SchedulerLocked(
-            f"another head-end scheduler ({row.holder}) holds the lock until {from_db(row.expires_at)}",
-            hint="stop the other `amr headend run` first; a dead holder's lock expires by itself",
+            f"another head-end scheduler ({lease.holder}) holds the lock until {lease.expires_at}",
+            hint="stop the other `amr headend run` first, or start this one as a standby (the default);"
+            " a dead holder's lock expires by itself",
         )
 
 

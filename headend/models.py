@@ -9,6 +9,7 @@ Blue Book says (minutes from local time to UTC, -420 for UTC+7) or the inverted 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 from core.obis import ACTIVE_IMPORT_RATE, ACTIVE_IMPORT_TOTAL, LOAD_PROFILE_DAILY, STANDARD_EVENT_LOG
@@ -49,6 +50,7 @@ _MODELS = {
 DEFAULT_MODEL = {"dlms": "generic-dlms", "modbus": "generic-modbus"}
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every meter of every round; models never change
 def model_for(name: str | None, protocol: str) -> MeterModel:
     """The named model, or the protocol's generic one when the registry names none."""
     if not name:

@@ -136,12 +136,13 @@ class _Round:
         stop: asyncio.Event,
         progress: Callable[[int, int], None] | None,
         total: int,
+        round_id: str | None = None,
     ) -> None:
         self.state, self.data_dir, self.settings, self.options = state, data_dir, settings, options
         self.clock, self.since, self.connector, self.limiter = clock, since, connector, limiter
         self.priority, self.stop, self.progress, self.total = priority, stop, progress, total
         self.started = clock.now()
-        self.round_id = f"poll-{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.round_id = round_id or f"poll-{self.started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.report = RoundReport(self.round_id, options.kind, meters=total)
         self.retry = RetryPolicy(retries=settings.retries, backoff_s=settings.backoff_s)
         self.clock_policy = ClockPolicy(settings.clock_threshold_s, options.max_clock_corrections_per_day)
@@ -199,7 +200,7 @@ class _Round:
             end = min(mark + CHUNK, limit)
             rows = await session.read_profile(profile, mark, end)
             # Both bounds are inclusive: the row at `mark` was stored by the previous chunk.
-            job.readings.extend(r for r in rows if mark < r.ts <= end)
+            job.readings.extend([r for r in rows if mark < r.ts <= end])
             job.marks[key] = mark = end
             if self.stop.is_set():
                 return
@@ -392,8 +393,13 @@ async def poll_meters(
     limiter: Limiter | None = None,
     priority: int = SCHEDULED,
     stop: asyncio.Event | None = None,
+    round_id: str | None = None,
 ) -> RoundReport:
-    """Poll the meters once, land what they hold beyond their watermarks, and report."""
+    """Poll the meters once, land what they hold beyond their watermarks, and report.
+
+    `round_id` names the round (the scheduler's ledger gives one per scheduled run); by
+    default a fresh one.
+    """
     clock = clock or SystemClock()
     options = options or PollOptions.from_settings(settings)
     stop = stop or asyncio.Event()
@@ -406,6 +412,7 @@ async def poll_meters(
     run = _Round(
         state, data_dir, settings=settings, options=options, clock=clock, since=since, connector=connector,
         limiter=limiter, priority=priority, stop=stop, progress=progress, total=len(meters),
+        round_id=round_id,
     )
     wire.instrument(asyncio.get_running_loop())
     await asyncio.to_thread(run.prepare, meters)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.clock import Clock, SystemClock, VirtualClock
@@ -33,6 +33,8 @@ class ShardPoll:
     at: dt.datetime  # the round's instant: the worker's clock for this task
     kind: str
     store: str  # the coordinator's store description (password masked), to compare
+    round_id: str | None = None  # the shard's round id (the scheduler's run key and the bucket)
+    options: PollOptions | None = None  # the daemon's breaker and limits; None: the defaults
 
 
 def poll_shard(task: ShardPoll) -> RoundReport:
@@ -48,7 +50,8 @@ def poll_shard(task: ShardPoll) -> RoundReport:
         return asyncio.run(
             poll_meters(
                 state, task.data_dir, list(task.meters), settings=task.settings,
-                clock=VirtualClock(task.at), options=PollOptions(kind=task.kind),
+                clock=VirtualClock(task.at),
+                options=replace(task.options or PollOptions(), kind=task.kind), round_id=task.round_id,
             )
         )
     finally:
@@ -64,8 +67,14 @@ def poll_by_shard(
     executor: Executor,
     clock: Clock | None = None,
     kind: str = "on-demand",
+    round_id: str | None = None,
+    options: PollOptions | None = None,
 ) -> list[RoundReport]:
-    """One round per shard of `meters`, run on `executor`; the shards' reports in bucket order."""
+    """One round per shard of `meters`, run on `executor`; the shards' reports in bucket order.
+
+    With `round_id`, shard b's round is `<round_id>-b<b>`, so the scheduler's ledger finds
+    every shard's attempts under its run's prefix.
+    """
     at = (clock or SystemClock()).now()
     shards: dict[int, list[Meter]] = {}
     for meter in meters:
@@ -73,7 +82,8 @@ def poll_by_shard(
     tasks = [
         ShardPoll(
             data_dir=data_dir, bucket=bucket, meters=tuple(group), settings=settings, at=at, kind=kind,
-            store=state.description,
+            store=state.description, round_id=f"{round_id}-b{bucket:04d}" if round_id else None,
+            options=options,
         )
         for bucket, group in sorted(shards.items())
     ]
