@@ -13,6 +13,7 @@ from rich.table import Table
 
 from amr.context import console, data_dir, fail, handle_errors, print_json, settings, state
 from core.clock import SystemClock
+from core.executor import open_executor
 from headend.daemon import Daemon, DaemonOptions, list_jobs
 from headend.metrics import render
 from headend.ondemand import poll_now
@@ -87,10 +88,20 @@ def run(
         "amr ingest run", help="Command run as a child process after each round ('' for none)."
     ),
     month_end: str | None = typer.Option(None, help="Command run as a child process at each month's end."),
+    standby: bool = typer.Option(
+        True, "--standby/--no-standby",
+        help="When another scheduler holds the lock, wait and take over when it dies (else exit).",
+    ),
+    standby_retry: float = typer.Option(5.0, min=0.1, help="Seconds between a standby's tries of the lock."),
+    cluster: str | None = typer.Option(
+        None, envvar="AMR_CLUSTER", help="Dask scheduler (tcp://host:8786) whose workers poll the shards."
+    ),
 ) -> None:
     """Run the head-end daemon: scheduled rounds by bucket, intra-day reads, month-end run.
 
     SIGTERM or SIGINT stops it cleanly: sessions finish or abort, reads are landed, exit 0.
+    A second daemon stands by and takes over when the active one dies. With --cluster (or
+    AMR_CLUSTER) the scheduler stays here and each round's shards are polled on the workers.
 
     Example: amr headend run --metrics-port 9108 --after-round "amr ingest run"
     """
@@ -100,10 +111,18 @@ def run(
         month_end=_command(month_end),
         metrics_port=metrics_port,
         poll=PollOptions.from_settings(config.headend, kind="scheduled"),
+        standby=standby,
+        standby_retry=dt.timedelta(seconds=standby_retry),
     )
-    daemon = Daemon(state(), data_dir(), config, options=options)
-    console.print("head-end running; Ctrl-C or SIGTERM stops it")
-    code = asyncio.run(daemon.run())
+    executor = open_executor(cluster) if cluster else None
+    try:
+        daemon = Daemon(state(), data_dir(), config, options=options, executor=executor)
+        where = f"; rounds on {executor.description}" if executor is not None else ""
+        console.print(f"head-end running{where}; Ctrl-C or SIGTERM stops it (a standby waits for the lock)")
+        code = asyncio.run(daemon.run())
+    finally:
+        if executor is not None:
+            executor.close()
     raise typer.Exit(code)
 
 

@@ -83,3 +83,17 @@ def test_poll_status_and_metrics_against_a_simulated_fleet(data_dir: Path, tmp_p
     assert "# TYPE amr_headend_attempts_total counter" in text
     assert 'amr_headend_attempts_total{protocol="modbus",outcome="ok",error_class=""}' in text
     assert runner.invoke(headend_cmd.app, ["poll"]).exit_code == 1  # no selection
+
+
+def test_run_without_standby_refuses_while_another_scheduler_lives(data_dir: Path) -> None:
+    import datetime as dt
+
+    from core.state import StateStore
+    from headend import lock
+
+    set_global_options(data_dir)
+    lock.acquire(StateStore.open(data_dir), "other-host:1:abc", ttl=dt.timedelta(hours=1),
+                 now=dt.datetime.now(dt.UTC))
+    result = runner.invoke(headend_cmd.app, ["run", "--no-standby", "--after-round", ""])
+    assert result.exit_code == 1
+    assert "other-host:1:abc" in result.output and "standby" in result.output
