@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.state import StateStore
+from headend.meter_rows import select_for_meters
 from headend.policy import BreakerPolicy
 from headend.timestamps import from_db, to_db
 
@@ -31,16 +32,14 @@ class Outcome:
     error: str | None = None
 
 
-def load(state: StateStore, meter_ids: Iterable[str]) -> dict[str, Health]:
-    wanted = set(meter_ids)
+def load(state: StateStore, meter_ids: Collection[str]) -> dict[str, Health]:
     with state.read() as conn:
-        rows = conn.execute(
-            sa.text("SELECT meter_id, consecutive_failures, open_until FROM headend_meter_health")
-        ).all()
+        rows = select_for_meters(
+            conn, "SELECT meter_id, consecutive_failures, open_until FROM headend_meter_health", meter_ids
+        )
     return {
         r.meter_id: Health(r.consecutive_failures, from_db(r.open_until) if r.open_until else None)
         for r in rows
-        if r.meter_id in wanted
     }
 
 

@@ -10,7 +10,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from headend.registry import Meter
@@ -89,13 +89,19 @@ class Limiter:
     @asynccontextmanager
     async def slot(self, meter: Meter, priority: int = SCHEDULED) -> AsyncIterator[None]:
         # Narrow limits first, the global one last, so a meter waiting on a busy gateway
-        # does not hold a global slot that another gateway's meter could use.
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._line(meter.url.line).slot(priority))
-            if meter.cell:
-                await stack.enter_async_context(self._cell(meter.cell).slot(priority))
-            await stack.enter_async_context(self.global_slots.slot(priority))
+        # does not hold a global slot that another gateway's meter could use. Plain acquire
+        # and release (not one context manager per limit): this runs for every attempt.
+        cell = meter.cell
+        limits = [self._line(meter.url.line)] + ([self._cell(cell)] if cell else []) + [self.global_slots]
+        taken: list[PriorityLimiter] = []
+        try:
+            for limit in limits:
+                await limit.acquire(priority)
+                taken.append(limit)
             yield
+        finally:
+            for limit in reversed(taken):
+                limit.release()
 
     def peaks(self) -> dict[str, int]:
         out = {"global": self.global_slots.peak}

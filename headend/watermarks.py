@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.state import StateStore
+from headend.meter_rows import select_for_meters
 from headend.timestamps import from_db, to_db
 
 WatermarkKey = tuple[str, str]  # (meter_id, profile)
 
 
-def load(state: StateStore, meter_ids: Iterable[str] | None = None) -> dict[WatermarkKey, dt.datetime]:
-    wanted = set(meter_ids) if meter_ids is not None else None
+def load(state: StateStore, meter_ids: Collection[str] | None = None) -> dict[WatermarkKey, dt.datetime]:
     with state.read() as conn:
-        rows = conn.execute(sa.text("SELECT meter_id, profile, last_ts FROM headend_watermarks")).all()
-    return {
-        (r.meter_id, r.profile): from_db(r.last_ts) for r in rows if wanted is None or r.meter_id in wanted
-    }
+        rows = select_for_meters(conn, "SELECT meter_id, profile, last_ts FROM headend_watermarks", meter_ids)
+    return {(r.meter_id, r.profile): from_db(r.last_ts) for r in rows}
 
 
 def apply(conn: Connection, marks: Mapping[WatermarkKey, dt.datetime]) -> None:
