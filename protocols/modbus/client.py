@@ -13,10 +13,11 @@ from core.clock import Clock, SystemClock
 from core.meter_url import MeterUrl, redact
 from core.reading import Reading
 from protocols.modbus.errors import LineSettingsError, MapError, ModbusBadValue
-from protocols.modbus.maps import RegisterMap, load_map
+from protocols.modbus.maps import RegisterEntry, RegisterMap, load_map
 from protocols.modbus.plan import ReadBlock, plan_reads, plan_single
+from protocols.modbus.snapshots import snapshot_readings
 from protocols.modbus.transport import SCHEMES, open_session
-from protocols.modbus.values import BadEntry, DecodedValue, decode_block
+from protocols.modbus.values import BadEntry, BlockDecoder
 
 Packing = Literal["blocks", "single"]
 
@@ -38,13 +39,14 @@ def map_for(url: MeterUrl) -> RegisterMap:
     return load_map(url.params["map"])
 
 
-_plans: dict[tuple[int, tuple[str, ...] | None, str], tuple[RegisterMap, list[ReadBlock]]] = {}
+_plans: dict[tuple[int, tuple[str, ...] | None, str], tuple[RegisterMap, list[BlockDecoder]]] = {}
 
 
-def plan_for(
+def decoders_for(
     register_map: RegisterMap, quantities: Sequence[str] | None, packing: Packing
-) -> list[ReadBlock]:
-    """The requests for `quantities`, planned once per map and selection (polls repeat them)."""
+) -> list[BlockDecoder]:
+    """The requests for `quantities` with their decoders, made once per map and selection
+    (polls repeat them; a map file changed on disk loads as a new map and is planned again)."""
     key = (id(register_map), None if quantities is None else tuple(quantities), packing)
     cached = _plans.get(key)
     if cached is not None and cached[0] is register_map:
@@ -54,8 +56,16 @@ def plan_for(
         blocks = plan_single(entries)
     else:
         blocks = plan_reads(entries, max_registers=register_map.max_registers, max_gap=register_map.max_gap)
-    _plans[key] = (register_map, blocks)
-    return blocks
+    decoders = [BlockDecoder(block) for block in blocks]
+    _plans[key] = (register_map, decoders)
+    return decoders
+
+
+def plan_for(
+    register_map: RegisterMap, quantities: Sequence[str] | None, packing: Packing
+) -> list[ReadBlock]:
+    """The requests for `quantities`, planned once per map and selection."""
+    return [decoder.block for decoder in decoders_for(register_map, quantities, packing)]
 
 
 def url_timeout(url: MeterUrl, default: float) -> float:
@@ -92,23 +102,19 @@ async def read_modbus_meter(
     outside its declared range. `packing="single"` reads one value per request (a baseline).
     """
     register_map = map_for(url)
-    blocks = plan_for(register_map, quantities, packing)
+    decoders = decoders_for(register_map, quantities, packing)
     clock = clock or SystemClock()
     timeout = url_timeout(url, timeout)
-    good: list[DecodedValue] = []
+    good: list[tuple[RegisterEntry, int]] = []
     bad: list[BadEntry] = []
     async with open_session(url, timeout=timeout) as session:
         ts = clock.now()
-        for block in blocks:
-            registers = await session.read(block, map_name=register_map.name)
-            block_good, block_bad = decode_block(block, registers)
-            good.extend(block_good)
-            bad.extend(block_bad)
-    readings = [
-        Reading(meter_id=meter_id, quantity=d.entry.quantity, ts=ts, value=d.value,
-                scale=d.entry.reading_scale, unit=d.entry.unit, snapshot=True, source=source, read_at=ts)
-        for d in good
-    ]
+        for decoder in decoders:
+            data = await session.read(decoder.block, map_name=register_map.name)
+            block_good, block_bad = decoder.decode(data)
+            good += block_good
+            bad += block_bad
+    readings = snapshot_readings(good, meter_id=meter_id, ts=ts, source=source)
     if bad:
         details = "; ".join(f"{b.entry.name} ({b.entry.quantity}) {b.reason}" for b in bad)
         raise PartialRead(f"meter {meter_id} at {redact(str(url))}: {len(bad)} bad value(s): {details}",

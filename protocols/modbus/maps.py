@@ -11,6 +11,7 @@ A malformed map raises `MapError` naming the file, the entry and the reason.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -122,6 +123,11 @@ class RegisterEntry(BaseModel):
         return self.resolution if self.resolution is not None else self.scale
 
     @cached_property
+    def reading_fields(self) -> tuple[str, int, str]:
+        """The Reading's `quantity`, `scale` and `unit` for this entry (looked up once per value read)."""
+        return self.quantity, self.reading_scale, self.unit
+
+    @cached_property
     def bounds(self) -> tuple[int | None, int | None]:
         """The declared range in reading units (value x 10^reading_scale), so checks compare integers."""
         low = None if self.min is None else math.ceil(self.min.scaleb(-self.reading_scale))
@@ -202,6 +208,7 @@ def maps_dir() -> Path:
     return fixture("registermaps")
 
 
+@functools.lru_cache(maxsize=256)  # every read looks its map up by name; building the Path costs more
 def _map_path(name: str) -> Path:
     if name.endswith(".toml") or "/" in name:
         return Path(name)

@@ -32,6 +32,7 @@ from protocols.modbus.errors import (
 )
 from protocols.modbus.maps import Function
 from protocols.modbus.plan import ReadBlock
+from protocols.modbus.responses import RawHoldingResponse, RawInputResponse, keep_wire_bytes
 
 SCHEMES = ("modbus+tcp", "modbus+rtu", "modbus+rtu+tcp")
 _EXCEPTIONS = {
@@ -73,16 +74,24 @@ class _WireWatch:
 def _client(
     url: MeterUrl, timeout: float, watch: _WireWatch
 ) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-    common: dict[str, Any] = {
-        "timeout": timeout, "retries": 0, "reconnect_delay": 0, "reconnect_delay_max": 0,
-        "trace_packet": watch,
-    }
-    if url.scheme == "modbus+rtu":
-        assert url.device is not None
-        return AsyncModbusSerialClient(url.device, framer=FramerType.RTU, **_line_settings(url), **common)
-    framer = FramerType.RTU if url.scheme == "modbus+rtu+tcp" else FramerType.SOCKET
-    assert url.host is not None and url.port is not None
-    return AsyncModbusTcpClient(url.host, port=url.port, framer=framer, **common)
+    client: AsyncModbusTcpClient | AsyncModbusSerialClient
+    if url.scheme == "modbus+tcp":  # TCP has no CRC, so no need to watch the bytes
+        assert url.host is not None and url.port is not None
+        client = AsyncModbusTcpClient(url.host, port=url.port, framer=FramerType.SOCKET, timeout=timeout,
+                                      retries=0, reconnect_delay=0, reconnect_delay_max=0)
+    else:
+        common: dict[str, Any] = {
+            "framer": FramerType.RTU, "timeout": timeout, "retries": 0, "reconnect_delay": 0,
+            "reconnect_delay_max": 0, "trace_packet": watch,
+        }
+        if url.scheme == "modbus+rtu":
+            assert url.device is not None
+            client = AsyncModbusSerialClient(url.device, **_line_settings(url), **common)
+        else:
+            assert url.host is not None and url.port is not None
+            client = AsyncModbusTcpClient(url.host, port=url.port, **common)
+    keep_wire_bytes(client)
+    return client
 
 
 def _line_settings(url: MeterUrl) -> dict[str, Any]:
@@ -125,8 +134,9 @@ class ModbusSession:
         return (f"{redact(str(self.url))} unit {self.unit}",
                 f"{block.function} registers {block.address}..{block.address + block.count - 1}")
 
-    async def read(self, block: ReadBlock, *, map_name: str) -> list[int]:
-        """The registers of one request; raises a ModbusError subclass on any failure."""
+    async def read(self, block: ReadBlock, *, map_name: str) -> bytes:
+        """The register bytes of one request (each register big-endian, as sent); raises a
+        ModbusError subclass on any failure."""
         before = self._watch.received
         self.requests += 1
         try:
@@ -155,11 +165,17 @@ class ModbusSession:
         if response.isError():
             where, span = self._where(block)
             raise _exception_error(getattr(response, "exception_code", 0), where, span, map_name)
-        registers: list[int] = list(response.registers)
-        if len(registers) != block.count:
+        if not isinstance(response, RawHoldingResponse | RawInputResponse):
             where, span = self._where(block)
-            raise ModbusError(f"{where}: asked for {block.count} registers of {span}, got {len(registers)}")
-        return registers
+            raise ModbusError(f"{where}: {span} was answered with {type(response).__name__}, "
+                              "not a register read response")
+        payload: bytes = response.payload
+        if len(payload) != 2 * block.count:
+            where, span = self._where(block)
+            raise ModbusError(f"{where}: asked for {block.count} registers of {span}, "
+                              f"got {len(payload) // 2}",
+                              hint="the meter or gateway answered another request; check the unit id")
+        return payload
 
 
 def _exception_error(code: int, where: str, span: str, map_name: str) -> ModbusExceptionResponse:
