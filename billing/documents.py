@@ -23,7 +23,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from lxml import etree
 
-from billing import sources
+from billing import invoice_archive, sources
 from billing.einvoice import BAND_NAMES, Seller, amount_in_words, load_seller, validate
 from billing.errors import BillingError
 from billing.invoice_writer import InvoiceWriter
@@ -223,20 +223,29 @@ class _Job:
     items: list[
         tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any], list[tuple[str, int]]]
     ]
+    archive: bool = False
 
 
 def _render(job: _Job) -> int:
     writer = InvoiceWriter(job.seller)  # parses the key once per job
+    parts: dict[int, list[tuple[str, int, str, bytes]]] = {}
     for n, (bill, invoice, previous, buyer, past) in enumerate(job.items):
-        stem = job.directory / f"{bill['bill_id']}-v{bill['version']}"
-        _write(stem.with_suffix(".html"), render_html(bill, invoice, job.seller, buyer, past).encode("utf-8"))
         xml = writer.document(bill, invoice, buyer, previous)
         if n == 0 or invoice["kind"] != "original":
             # a sample (and every correction) against the XSD; the writer's tests cover the rest
             validate(etree.fromstring(xml))
+        if job.archive:
+            number = f"{invoice['template']}-{invoice['series']}-{invoice['number']:08d}"
+            row = (bill["bill_id"], bill["version"], number, xml)
+            parts.setdefault(invoice_archive.part_of(bill["bill_id"]), []).append(row)
+            continue
+        stem = job.directory / f"{bill['bill_id']}-v{bill['version']}"
+        _write(stem.with_suffix(".html"), render_html(bill, invoice, job.seller, buyer, past).encode("utf-8"))
         _write(stem.with_suffix(".xml"), xml)
         if job.pdf:
             _write(stem.with_suffix(".pdf"), render_pdf(bill, invoice, job.seller, buyer, past))
+    for part, rows in parts.items():
+        invoice_archive.write_part(job.directory / invoice_archive.FOLDER, part, rows)
     return len(job.items)
 
 
@@ -249,10 +258,15 @@ def write_documents(
     bill_ids: list[str] | None = None,
     seller: Seller | None = None,
     workers: int = 1,
+    archive: bool = False,
 ) -> DocumentsReport:
     """HTML and e-invoice XML (signed when the seller has a key) of every issued bill version of the
     period; PDF too when asked; on `workers` processes. Rewrites are harmless: the content
-    depends only on stored data."""
+    depends only on stored data.
+
+    With `archive`, only the e-invoice XML is written, into one archive per partition
+    (`billing.invoice_archive`: a city's invoices without millions of files); HTML and PDF
+    are then rendered on demand for the bills asked for."""
     started = time.perf_counter()
     seller = seller or load_seller(data_dir)
     store = MeasurementStore(data_dir)
@@ -286,12 +300,20 @@ def write_documents(
             invoice["refers_date"] = previous["invoice_date"]
         past = [*history.get(bill["customer_code"], []), (period, bill["kwh"])]
         items.append((bill, invoice, previous, buyers.get(bill["customer_code"], {}), past))
+    if archive:  # a partition belongs to one job: jobs never write the same archive file
+        shares = [
+            [item for item in items if invoice_archive.part_of(item[0]["bill_id"]) % max(workers, 1) == i]
+            for i in range(max(workers, 1))
+        ]
+        report.directory = invoice_archive.folder(data_dir, period)
+    else:
+        shares = [items[i :: max(workers, 1)] for i in range(max(workers, 1))]
+    jobs = [_Job(directory, period, seller, pdf and not archive, share, archive) for share in shares if share]
     if workers <= 1 or len(items) < 200:
-        report.documents = _render(_Job(directory, period, seller, pdf, items))
+        report.documents = sum(_render(job) for job in jobs)
     else:
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [_Job(directory, period, seller, pdf, items[i::workers]) for i in range(workers)]
         with ProcessPoolExecutor(workers) as pool:
             report.documents = sum(pool.map(_render, jobs))
     report.seconds = time.perf_counter() - started

@@ -295,6 +295,7 @@ def issue_and_document(
     dry_run: bool = False,
     correction: str = "replacement",
     documents: bool = True,
+    archive: bool = False,
 ) -> IssueAndDocumentsReport:
     """`issue_bills`, then the documents of the period's issued bills (the CLI's one call)."""
     from billing.documents import write_documents
@@ -312,6 +313,7 @@ def issue_and_document(
     )
     report = IssueAndDocumentsReport(**vars(base))
     if documents and not dry_run:
-        written = write_documents(data_dir, state, period=period, workers=os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        written = write_documents(data_dir, state, period=period, workers=cores, archive=archive)
         report.documents, report.signed = written.documents, written.signed
     return report

@@ -200,11 +200,15 @@ def issue(
     documents: Annotated[
         bool, typer.Option("--documents/--no-documents", help="write HTML and XML documents")
     ] = True,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="e-invoice XML only, one archive per partition (a city)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Number the period's draft bills as e-invoices in one serial step and mark them issued.
 
-    Held bills wait. A rerun never renumbers. Documents go to <data>/documents/<period>/.
+    Held bills wait. A rerun never renumbers. Documents go to <data>/documents/<period>/
+    (with --archive: the e-invoice XML only, in <data>/documents/<period>/einvoices/).
 
     Example: amr bill issue --period 2026-11 --date 2026-12-01
     """
@@ -219,6 +223,7 @@ def issue(
         dry_run=dry_run,
         correction=correction,
         documents=documents,
+        archive=archive,
     )
     if as_json:
         print_json(vars(report))
@@ -244,8 +249,14 @@ def documents(
     pdf: Annotated[bool, typer.Option("--pdf", help="also render PDF")] = False,
     bill_id: Annotated[list[str] | None, typer.Option("--bill", help="only these bills")] = None,
     workers: Annotated[int, typer.Option("--workers", help="processes (default: every core)")] = 0,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="e-invoice XML only, one archive per partition (a city)")
+    ] = False,
 ) -> None:
     """(Re)write the HTML, e-invoice XML and optionally PDF of a period's issued bills.
+
+    With --archive, only the e-invoice XML, as one Parquet archive per partition in
+    <data>/documents/<period>/einvoices/ (take one out with `amr bill invoice`).
 
     Example: amr bill documents --period 2026-11 --pdf --bill 2026-11-PD01000000001
     """
@@ -254,13 +265,37 @@ def documents(
     from billing.documents import write_documents
 
     report = write_documents(
-        data_dir(), state(), period=period, pdf=pdf, bill_ids=bill_id, workers=workers or os.cpu_count() or 1
+        data_dir(),
+        state(),
+        period=period,
+        pdf=pdf,
+        bill_ids=bill_id,
+        workers=workers or os.cpu_count() or 1,
+        archive=archive,
     )
     console.print(
         f"{report.documents} bill(s) written to {report.directory} "
         f"({'signed' if report.signed else 'unsigned'} XML{', PDF' if pdf else ''}) "
         f"in {report.seconds:.1f} s"
     )
+
+
+@app.command()
+@handle_errors
+def invoice(
+    bill_id: Annotated[str, typer.Argument(help="the bill, e.g. 2026-11-PD01000000001")],
+    period: Period,
+    out: Annotated[Path, typer.Option("--out", help="file, or folder for <bill>-v<version>.xml")] = Path("."),
+    version: Annotated[int | None, typer.Option("--version", help="bill version (default latest)")] = None,
+) -> None:
+    """Take one bill's signed e-invoice XML out of the period's archive (written with --archive).
+
+    Example: amr bill invoice 2026-11-PD01000000001 --period 2026-11 --out .
+    """
+    from billing.invoice_archive import extract_invoice
+
+    path = extract_invoice(data_dir(), period, bill_id, out, version=version)
+    console.print(f"e-invoice of {bill_id} written to {path}")
 
 
 @app.command()

@@ -60,7 +60,17 @@ def test_import_run_holds_issue_export(world: Any, monkeypatch: pytest.MonkeyPat
     assert runner.invoke(bill.app, ["release", "2026-11-PD01000000002", "--reason", ""]).exit_code == 1
     issued = runner.invoke(bill.app, ["issue", "--period", "2026-11", "--date", "2026-12-01", "--json"])
     assert json.loads(issued.output)["issued"] == 1
-    assert (world.data_dir / "documents" / "2026-11" / "2026-11-PD01000000001-v1.xml").is_file()
+    written = world.data_dir / "documents" / "2026-11" / "2026-11-PD01000000001-v1.xml"
+    assert written.is_file()
+    archived = runner.invoke(bill.app, ["documents", "--period", "2026-11", "--archive"])
+    assert archived.exit_code == 0 and "einvoices" in archived.output, archived.output
+    taken = runner.invoke(
+        bill.app, ["invoice", "2026-11-PD01000000001", "--period", "2026-11", "--out", str(tmp_path)]
+    )
+    assert taken.exit_code == 0, taken.output
+    assert (tmp_path / "2026-11-PD01000000001-v1.xml").read_bytes() == written.read_bytes()  # unsigned: same
+    missing = runner.invoke(bill.app, ["invoice", "2026-11-PD01000000002", "--period", "2026-11"])
+    assert missing.exit_code == 1 and "no archived e-invoice" in missing.output
     out = tmp_path / "bills.csv"
     assert runner.invoke(bill.app, ["export", "--period", "2026-11", "--out", str(out)]).exit_code == 0
     assert out.read_text("utf-8").count("2026-11-PD") == 2
