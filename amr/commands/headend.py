@@ -15,6 +15,7 @@ from amr.context import console, data_dir, fail, handle_errors, print_json, sett
 from core.clock import SystemClock
 from core.executor import open_executor
 from headend.daemon import Daemon, DaemonOptions, list_jobs
+from headend.ledger import runs as ledger_runs
 from headend.metrics import render
 from headend.ondemand import poll_now
 from headend.poll import PollOptions
@@ -145,6 +146,30 @@ def jobs(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
         table.add_column(column)
     for j in found:
         table.add_row(j.job_id, j.name, j.trigger, j.next_run.isoformat() if j.next_run else "paused")
+    console.print(table)
+
+
+@app.command("runs")
+@handle_errors
+def runs(
+    job: str | None = typer.Option(None, help="Only this job (e.g. intraday, daily-bucket-0003)."),
+    limit: int = typer.Option(50, min=1, help="The latest this many runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The scheduler's ledger: each scheduled run by job and time, done or unfinished, and who ran it.
+
+    Example: amr headend runs --job intraday --limit 20
+    """
+    found = ledger_runs(state(), job)[-limit:]
+    if as_json:
+        print_json([{"job_id": k.job_id, "scheduled_at": k.scheduled_at.isoformat(), "state": s, "runs": n,
+                     "holder": h} for k, s, n, h in found])
+        return
+    table = Table(title="scheduled runs")
+    for column in ("job", "scheduled (UTC)", "state", "runs", "holder"):
+        table.add_column(column)
+    for key, run_state, count, holder in found:
+        table.add_row(key.job_id, key.scheduled_at.isoformat(), run_state, str(count), holder)
     console.print(table)
 
 

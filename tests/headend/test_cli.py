@@ -97,3 +97,22 @@ def test_run_without_standby_refuses_while_another_scheduler_lives(data_dir: Pat
     result = runner.invoke(headend_cmd.app, ["run", "--no-standby", "--after-round", ""])
     assert result.exit_code == 1
     assert "other-host:1:abc" in result.output and "standby" in result.output
+
+
+def test_runs_lists_the_ledger(data_dir: Path) -> None:
+    import datetime as dt
+
+    from core.state import StateStore
+    from headend import ledger
+
+    set_global_options(data_dir)
+    state = StateStore.open(data_dir)
+    at = dt.datetime(2026, 3, 10, 3, 0, tzinfo=dt.UTC)
+    for minutes in (0, 15):
+        ledger.claim(state, ledger.RunKey("intraday", at + dt.timedelta(minutes=minutes)), "h1", now=at)
+    ledger.complete(state, ledger.RunKey("intraday", at), now=at)
+    result = runner.invoke(headend_cmd.app, ["runs", "--json", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [(r["scheduled_at"], r["state"]) for r in listed] == [
+        ("2026-03-10T03:00:00+00:00", "done"), ("2026-03-10T03:15:00+00:00", "running")]
