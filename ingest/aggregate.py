@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_RATE, ACTIVE_IMPORT_TOTAL
 from core.tables import DAILY_SCHEMA, INTERVALS_SCHEMA, REGISTER_READS_SCHEMA
 from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID, Reason
@@ -24,7 +24,8 @@ from ingest.config import VeeConfig
 from ingest.localtime import minute_of_day
 from ingest.schema import FINDINGS_SCHEMA, MONTHLY_SCHEMA
 
-REGISTER_PATTERN = r"^1\.0\.1\.8\.[0-4]\.255$"  # active import, total and per rate
+# active import, total and per rate; a set of codes (an `is_in` is far cheaper per row than a regex)
+IMPORT_REGISTERS = (ACTIVE_IMPORT_TOTAL, *ACTIVE_IMPORT_RATE.values())
 
 
 def day_end_registers(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.LazyFrame:
@@ -35,7 +36,7 @@ def day_end_registers(readings: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> p
     return (
         readings.filter(
             (pl.col("state") == VALID)
-            & pl.col("quantity").str.contains(REGISTER_PATTERN)
+            & pl.col("quantity").is_in(IMPORT_REGISTERS)
             & pl.col("ts").is_between(pl.lit(end), pl.lit(window_end), closed="both")
         )
         .sort("ts")
@@ -58,7 +59,7 @@ def day_ends(
     keys = ["meter_key", "meter_id", "quantity"]
     regs = pl.concat(
         [
-            f.filter((pl.col("state") == VALID) & pl.col("quantity").str.contains(REGISTER_PATTERN)).select(
+            f.filter((pl.col("state") == VALID) & pl.col("quantity").is_in(IMPORT_REGISTERS)).select(
                 *keys, "ts", "mwh"
             )
             for f in (prev, cur, nxt)
@@ -117,14 +118,21 @@ def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> 
     ).with_columns(minute_of_day(pl.col("ts") - cfg.interval))
     rows = rows.join(tou, on="minute", how="left")
     mwh = pl.col("mwh")
-    return rows.group_by("meter_key", "meter_id").agg(
+    return rows.group_by("meter_key", _unknown_id()).agg(
+        pl.col("meter_id").first(),
         total_mwh=mwh.sum(),
         off_mwh=mwh.filter(pl.col("tou") == "offpeak").sum(),
         normal_mwh=mwh.filter(pl.col("tou") == "normal").sum(),
         intervals=(pl.col("state") == VALID).sum().cast(pl.Int32),
         est_mwh=mwh.filter(pl.col("state") == ESTIMATED).sum(),
         est_slots=((pl.col("state") == ESTIMATED) & (pl.col("method") != "outage")).sum(),
-    )
+    ).drop("_uid")
+
+
+def _unknown_id() -> pl.Expr:
+    """The meter id of an unknown meter (key -1, which several meters share), null otherwise: a
+    group key beside `meter_key` that hashes almost for free, unlike the id of every row."""
+    return pl.when(pl.col("meter_key") < 0).then(pl.col("meter_id")).alias("_uid")
 
 
 def customer_intervals(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
@@ -133,14 +141,18 @@ def customer_intervals(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig
     so they add up to the day's `energy_wh` exactly; band by the minute each interval starts
     (as `interval_days` splits the day). Sorted by meter and end."""
     mwh = pl.col("mwh")
-    carried = mwh.cum_sum().over("meter_id")
+    carried = mwh.cum_sum().over("meter_key", "_uid")
     return (
         readings.filter(
             (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
         )
-        .select("meter_id", "ts", "mwh", "state", minute_of_day(pl.col("ts") - cfg.interval))
+        .select(
+            "meter_key", _unknown_id(), "meter_id", "ts", "mwh", "state",
+            minute_of_day(pl.col("ts") - cfg.interval),
+        )
         .join(tou, on="minute", how="left")
-        .sort("meter_id", "ts")
+        # integer keys: by meter key then end (an unknown meter's rows apart by its id)
+        .sort("meter_key", "_uid", "ts")
         .select(
             "meter_id",
             "ts",

@@ -56,6 +56,29 @@ def mwh_expr(exponent: pl.Expr) -> pl.Expr:
     return pl.col("value") * ten.pow(k.clip(0, 18)) // ten.pow((-k).clip(0, 18))
 
 
+def code_expr() -> pl.Expr:
+    """`qcode`: an integer standing for the quantity, for sorts, joins and windows (integer keys
+    are several times cheaper than strings there). A canonical OBIS code packs its six groups
+    into 48 bits (stable everywhere); any other text gets a negative code from its hash,
+    consistent within one process, which is all a plan needs."""
+    groups = [_group(i).cast(pl.Int64) for i in range(6)]
+    packed = groups[0]
+    for g in groups[1:]:
+        packed = packed * 256 + g
+    in_range = pl.all_horizontal([g.is_between(0, 255) for g in groups])
+    parts = pl.col("quantity").str.count_matches(".", literal=True) == 5
+    fallback = -1 - (pl.col("quantity").hash() // 4).cast(pl.Int64)
+    return pl.when(parts & in_range.fill_null(False)).then(packed).otherwise(fallback).alias("qcode")
+
+
+def with_code(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add `qcode` (computed once per distinct quantity) unless the frame has it."""
+    if "qcode" in lf.collect_schema():
+        return lf
+    codes = lf.select("quantity").unique().with_columns(code_expr())
+    return lf.join(codes, on="quantity", how="left", maintain_order="left")
+
+
 def with_kind(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add `kind`, classified once per distinct quantity."""
     kinds = lf.select("quantity").unique().with_columns(kind_expr())
@@ -63,9 +86,12 @@ def with_kind(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Add `kind`, `unit_ok` (energy unit fits the quantity) and `mwh`."""
+    """Add `kind`, `qcode`, `unit_ok` (energy unit fits the quantity) and `mwh`; rows keep
+    their order (the first of identical repeats is the one kept)."""
     pairs = (
-        lf.select("quantity", "unit").unique().with_columns(kind_expr(), unit_exponent_expr().alias("_exp"))
+        lf.select("quantity", "unit")
+        .unique()
+        .with_columns(kind_expr(), unit_exponent_expr().alias("_exp"), code_expr())
     )
     energy = pl.col("kind").is_in([REGISTER, INTERVAL])
     # a value whose mWh would not fit in 64 bits is refused with the unit, never wrapped
@@ -73,7 +99,7 @@ def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
     fits = pl.col("value").abs() <= pl.lit(2**63 - 1, pl.Int64) // pl.lit(10, pl.Int64).pow(k)
     usable = energy & pl.col("_exp").is_not_null() & fits
     return (
-        lf.join(pairs, on=["quantity", "unit"], how="left", nulls_equal=True)
+        lf.join(pairs, on=["quantity", "unit"], how="left", nulls_equal=True, maintain_order="left")
         .with_columns(
             unit_ok=~energy | usable.fill_null(False),
             mwh=pl.when(usable).then(mwh_expr(pl.col("_exp"))).otherwise(None),

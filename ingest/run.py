@@ -438,7 +438,7 @@ def _vee_group(
     run: _Run, day: dt.date, buckets: list[int], staged: Staged
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     files = [f for b in buckets for f in staged.files.get((day, b), [])]
-    new = pl.scan_parquet(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
+    new = pl.scan_ipc(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
     available = set().union(*(run.readings_days(b) for b in buckets)) - {day}
     likes = like_days(day, available, run.cfg)
     like_frames = [run.group_readings(d, buckets).filter(pl.col("mwh").is_not_null()) for d in likes]

@@ -91,7 +91,9 @@ def stage(staged: Staged, routed: pl.DataFrame, *, batch: int) -> None:
         assert isinstance(day, dt.date) and isinstance(bucket, int)
         folder = staged.folder / f"date={day.isoformat()}" / f"bucket={bucket:04d}"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{batch:06d}.parquet"
-        part.drop("day", "bucket").write_parquet(path, compression="lz4")
+        # Arrow IPC, not Parquet: these files live for one run, and IPC with zstd writes in
+        # about half the CPU time of Parquet with lz4 and is smaller too (measured)
+        path = folder / f"{batch:06d}.arrow"
+        part.drop("day", "bucket").write_ipc(path, compression="zstd")
         staged.files[(day, bucket)].append(path)
         staged.rows[(day, bucket)] += part.height

@@ -24,7 +24,7 @@ from ingest.codes import EVENT_POWER_DOWN, EVENT_POWER_UP, Reason
 from ingest.config import VeeConfig
 from ingest.quantities import EVENT, INTERVAL, REGISTER
 
-PAIR = ["meter_key", "quantity"]
+PAIR = ["meter_key", "qcode"]  # integer keys: `qcode` stands for the quantity (quantities.classify)
 CLEAN = pl.col("reason").is_null()
 
 
@@ -94,7 +94,7 @@ def conflicts(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFram
     """conflict: different values for one meter, quantity and time (identical repeats were
     already dropped): every one of them is quarantined, none is guessed right."""
     # meter_key, not meter_id: integer keys group fast; unknown meters (-1) are quarantined already
-    clean_here = CLEAN.cast(pl.Int32).sum().over(["meter_key", "quantity", "ts"])
+    clean_here = CLEAN.cast(pl.Int32).sum().over([*PAIR, "ts"])
     return lf.with_columns(quarantine(clean_here > 1, Reason.CONFLICT))
 
 
@@ -122,7 +122,7 @@ def register_decrease(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.
     near_zero = pl.col("mwh") * 1000 <= pl.col("capacity_mwh") * margin_num
     decrease = candidate & pl.col("_prev").is_not_null() & (pl.col("mwh") < pl.col("_prev"))
     return (
-        lf.sort(["meter_key", "quantity", "ts"])
+        lf.sort([*PAIR, "ts"])
         .with_columns(_prev=prev)
         .with_columns(flag(decrease & near_top & near_zero, Reason.ROLLOVER))
         .with_columns(quarantine(decrease & ~(near_top & near_zero), Reason.NEGATIVE))
@@ -213,11 +213,11 @@ def zero_runs(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFram
     change = (
         (pl.col("_zero") != pl.col("_zero").shift(1))
         | (pl.col("meter_key") != pl.col("meter_key").shift(1))
-        | (pl.col("quantity") != pl.col("quantity").shift(1))
+        | (pl.col("qcode") != pl.col("qcode").shift(1))
     )
     length = pl.len().over("_run") * cfg.interval_minutes
     return (
-        lf.sort(["meter_key", "quantity", "ts"])
+        lf.sort([*PAIR, "ts"])
         .with_columns(_zero=zero)
         .with_columns(_run=change.fill_null(True).cum_sum())
         .with_columns(flag(pl.col("_zero") & (length >= cfg.zero_run_minutes), Reason.ZERO_RUN))

@@ -32,10 +32,11 @@ START = local_midnight_utc(DAY)
 
 
 def readings(items: list[tuple[str, str, int, int | None, str]]) -> pl.LazyFrame:
-    """(meter, quantity, slot number 1..96, mWh, state) as `readings` rows of DAY."""
+    """(meter, quantity, slot number 1..96, mWh, state) as `readings` rows of DAY; each meter
+    has its own registry key (M7 is key 7), as in the store."""
     base = {name: None for name in READINGS_SCHEMA}
     records = [
-        {**base, "meter_key": 1, "meter_id": m, "quantity": q, "ts": START + STEP * k, "value": mwh,
+        {**base, "meter_key": int(m[1:]), "meter_id": m, "quantity": q, "ts": START + STEP * k, "value": mwh,
          "scale": -3, "unit": "Wh", "mwh": mwh, "state": s, "flags": ""}
         for m, q, k, mwh, s in items
     ]
