@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,15 @@ def test_numbering_conventions() -> None:
     assert Numbering.MODICON.manual_address(0x48, Function.INPUT) == 30073
     assert Numbering.MODICON.manual_address(0, Function.HOLDING) == 40001
     assert Numbering.MODICON.manual_address(0xFC00, Function.HOLDING) == 464513
+
+
+@pytest.mark.parametrize("name", ["eastron-sdm120", "eastron-sdm630"])
+def test_eastron_citations_agree_with_the_addresses(name: str) -> None:
+    # Eastron numbers each parameter N at 30001 + 2(N - 1) and prints the wire address in hex:
+    # the three numbers a source cites must agree with each other and with the entry
+    for entry in load_map(name).entries:
+        cited = re.search(r"parameter (\d+) \((3\d{4}), hex ([0-9A-F]{2}) ([0-9A-F]{2})\)", entry.source)
+        assert cited is not None, entry.source
+        parameter, register, wire = int(cited[1]), int(cited[2]), int(cited[3] + cited[4], 16)
+        assert register == 30001 + 2 * (parameter - 1) == entry.manual_address, entry.name
+        assert wire == 2 * (parameter - 1) == entry.address, entry.name
