@@ -24,8 +24,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,6 +43,17 @@ REGISTERS = [
     "1.0.2.8.0.255",
 ]
 PROFILE = "1.0.99.1.0.255"
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run `coro` on a fresh event loop of the kind asked for (uvloop or the stdlib's)."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
 
 
 def _raise_file_limit() -> None:
@@ -48,7 +61,7 @@ def _raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def serve(meters: int, latency: float, fleet_file: Path) -> None:
+def serve(meters: int, latency: float, fleet_file: Path, loop: str) -> None:
     """The simulator side (a child process): serve until stdin closes."""
     _raise_file_limit()
     from protocols.dlms.simulator.serve import serve_fleet
@@ -72,12 +85,12 @@ def serve(meters: int, latency: float, fleet_file: Path) -> None:
             stop=stop,
         )
 
-    asyncio.run(main())
+    _run(main(), loop)
 
 
 class Simulators:
-    def __init__(self, meters: int, latency: float, processes: int = 1) -> None:
-        self.meters, self.latency, self.count = meters, latency, processes
+    def __init__(self, meters: int, latency: float, processes: int = 1, loop: str = "asyncio") -> None:
+        self.meters, self.latency, self.count, self.loop = meters, latency, processes, loop
         self.children: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
         self._dir = tempfile.TemporaryDirectory(prefix="dlms-bench-")
@@ -95,6 +108,8 @@ class Simulators:
                     str(self.latency),
                     "--fleet-file",
                     str(path),
+                    "--loop",
+                    self.loop,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -229,11 +244,17 @@ def main() -> None:
     parser.add_argument("--meters", type=int, help="simulated meters")
     parser.add_argument("--in-flight", type=int, help="sessions at once in the latency run (0: skip)")
     parser.add_argument("--latency", type=float, default=0.3, help="simulated latency per answer, s")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of our client and of the simulators (default uvloop)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fleet-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve, args.latency, args.fleet_file)
+        serve(args.serve, args.latency, args.fleet_file, args.loop)
         return
     _raise_file_limit()
     sessions = args.sessions or (60 if args.quick else 1000)
@@ -245,9 +266,10 @@ def main() -> None:
         f"DLMS poll: {sessions} sessions, {concurrency} in flight, "
         f"{meters} simulated meters in another process"
     )
-    with Simulators(meters, latency=0.0) as sims:
+    with Simulators(meters, latency=0.0, loop=args.loop) as sims:
         base_cpu, base_wall, base_errors = run_baseline(sims.urls, sessions, threads=concurrency)
-        our_cpu, our_wall, our_errors = asyncio.run(run_ours(sims.urls, sessions, concurrency, timeout=30))
+        ours = run_ours(sims.urls, sessions, concurrency, timeout=30)
+        our_cpu, our_wall, our_errors = _run(ours, args.loop)
     base_ms, our_ms = base_cpu * 1000 / sessions, our_cpu * 1000 / sessions
     print(
         f"  baseline dlms-cosem DlmsClient, {concurrency} threads: {base_ms:7.2f} CPU ms/session, "
@@ -266,8 +288,9 @@ def main() -> None:
             f"{min(in_flight, 1000)} meters in {processes} simulator process(es)"
         )
         before = _children_cpu()
-        with Simulators(min(in_flight, 1000), latency=args.latency, processes=processes) as sims:
-            cpu, wall, errors = asyncio.run(run_ours(sims.urls, in_flight, in_flight, timeout=120))
+        meters = min(in_flight, 1000)
+        with Simulators(meters, latency=args.latency, processes=processes, loop=args.loop) as sims:
+            cpu, wall, errors = _run(run_ours(sims.urls, in_flight, in_flight, timeout=120), args.loop)
         simulator_ms = (_children_cpu() - before) * 1000 / in_flight
         print(
             f"  {in_flight} sessions in {wall:.1f} s ({in_flight / wall:.1f} sessions/s), "

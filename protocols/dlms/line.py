@@ -2,9 +2,11 @@
 and the session waits for whole frames.
 
 An `asyncio.Protocol` rather than streams: each chunk the loop reads is cut into frames at
-once (by the wrapper's or HDLC's length field), so a request costs one write and one wake-up
-with one timer, instead of a StreamReader read, a drain and two timeout contexts. The same
-class serves a TCP socket and the two pipes of a serial line or pseudo-terminal.
+once (by the wrapper's or HDLC's length field), so a request costs one write and one wake-up,
+instead of a StreamReader read, a drain and two timeout contexts. The timeout of each wait is
+a deadline checked by one timer per line, which re-arms itself when it fires early, rather
+than a timer made and cancelled per wait. The same class serves a TCP socket and the two
+pipes of a serial line or pseudo-terminal.
 
 Every wait has a timeout (`MeterTimeout`), a peer that closes or fails raises
 `ConnectionLost` at once, and bytes that do not frame raise the decoder's `FrameError`.
@@ -45,6 +47,8 @@ class FramedLine(asyncio.Protocol, Generic[F]):
         self._write_transport: asyncio.WriteTransport | None = None
         self._writable: asyncio.Future[object] | None = None  # set while the kernel buffer is full
         self._lost: asyncio.Future[None] = self._loop.create_future()
+        self._deadline = 0.0  # loop time by which the current wait must end
+        self._timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -107,11 +111,23 @@ class FramedLine(asyncio.Protocol, Generic[F]):
         if waiter is not None and not waiter.done():
             waiter.set_result(value)
 
-    def _timed_out(self) -> None:
-        self._wake(_TIMED_OUT)
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._waiter is None or self._waiter.done():
+            return  # no wait in progress: the next one arms the timer again
+        if self._loop.time() >= self._deadline:
+            self._wake(_TIMED_OUT)
+        else:  # a later wait moved the deadline on
+            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
     async def _wait(self, future: asyncio.Future[object], what: str) -> None:
-        timer = self._loop.call_later(self.timeout, self._timed_out)
+        self._waiter = future
+        self._deadline = deadline = self._loop.time() + self.timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:  # none yet, or the timeout was shortened
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
         try:
             if await future is _TIMED_OUT:
                 raise MeterTimeout(
@@ -119,7 +135,7 @@ class FramedLine(asyncio.Protocol, Generic[F]):
                     hint="the meter may be busy or unreachable; raise timeout= if the line is slow",
                 )
         finally:
-            timer.cancel()
+            self._waiter = None
 
     async def write(self, data: bytes) -> None:
         if isinstance(self._failure, ConnectionLost):
@@ -129,27 +145,21 @@ class FramedLine(asyncio.Protocol, Generic[F]):
         self._write_transport.write(data)
         writable = self._writable
         if writable is not None and not writable.done():  # only when the kernel's buffer is full
-            self._waiter = writable
-            try:
-                await self._wait(writable, f"the line did not take {len(data)} bytes")
-            finally:
-                self._waiter = None
+            await self._wait(writable, f"the line did not take {len(data)} bytes")
 
     async def frame(self) -> F:
         """The next whole frame; raises the line's failure once every frame before it is read."""
         while not self._frames:
             if self._failure is not None:
                 raise self._failure
-            waiter = self._loop.create_future()
-            self._waiter = waiter
-            try:
-                await self._wait(waiter, "no answer")
-            finally:
-                self._waiter = None
+            await self._wait(self._loop.create_future(), "no answer")
         return self._frames.popleft()
 
     async def close(self) -> None:
         """Close both directions and wait (briefly) until the loop has let the descriptor go."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for transport in (self._write_transport, self._read_transport):
             if transport is not None:
                 transport.close()

@@ -16,6 +16,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 from core.obis import canonical
@@ -23,6 +24,7 @@ from core.reading import SCALE_RANGE, Reading
 
 _FIELDS = ("meter_id", "quantity", "ts", "value", "scale", "unit", "status", "snapshot", "source", "read_at")
 _INT64 = (-(2**63), 2**63 - 1)
+_TZINFO = attrgetter("tzinfo")
 
 
 def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
@@ -60,9 +62,10 @@ def _fast_path_allowed(
         return False
     if quantity != canonical(quantity):
         return False
-    if not all(type(v) is int for v in values) or min(values) < _INT64[0] or max(values) > _INT64[1]:
+    # Whole-column checks in C: every value a plain int inside int64, every time in UTC.
+    if set(map(type, values)) != {int} or min(values) < _INT64[0] or max(values) > _INT64[1]:
         return False
-    return all(t.tzinfo is dt.UTC for t in ts)
+    return set(map(_TZINFO, ts)) == {dt.UTC}
 
 
 def column_readings(

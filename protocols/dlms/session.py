@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from core.clock import Clock
 from core.meter_url import MeterUrl
-from core.obis import Obis
+from core.obis import Obis, canonical
 from core.reading import SCALE_RANGE, STATUS_CLOCK_INVALID, Reading
 from protocols.dlms import apdu, axdr
 from protocols.dlms.apdu import AttributeRef
@@ -26,7 +26,7 @@ from protocols.dlms.association import ClientAssociation
 from protocols.dlms.ciphering import Keys
 from protocols.dlms.cosem_time import CLOCK_STATUS_INVALID, CosemDateTime
 from protocols.dlms.counters import InvocationCounterStore, MemoryCounterStore
-from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, IncompleteProfile
+from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, DlmsRemoteError, IncompleteProfile
 from protocols.dlms.reading_columns import column_readings
 from protocols.dlms.settings import DlmsMeterSettings
 from protocols.dlms.transport import Transport, open_transport
@@ -66,17 +66,75 @@ class CaptureColumn:
     attribute: int
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _stamp_to_utc(raw: bytes, inverted: bool, zone: str) -> tuple[dt.datetime, int]:
-    """A profile time stamp in UTC with its status; cached, since a round reads the same
-    interval ends from every meter."""
-    stamp = CosemDateTime.from_bytes(raw)
-    return stamp.to_utc(deviation_inverted=inverted, unspecified_zone=zone), stamp.status
+STAMP_CACHE_SIZE = 1 << 16
+# raw profile time stamp -> (UTC, clock status), per (deviation_inverted, unspecified_zone):
+# a round reads the same interval ends from every meter, so each is decoded once.
+_STAMPS: dict[tuple[bool, str], dict[bytes, tuple[dt.datetime, int]]] = {}
 
 
+def _stamps_to_utc(raws: list[bytes], inverted: bool, zone: str) -> list[tuple[dt.datetime, int]]:
+    cache = _STAMPS.setdefault((inverted, zone), {})
+    found = list(map(cache.get, raws))
+    if None in found:
+        if len(cache) > STAMP_CACHE_SIZE:
+            cache.clear()
+        for index, raw in enumerate(raws):
+            if found[index] is None:
+                stamp = CosemDateTime.from_bytes(raw)
+                found[index] = cache[raw] = (
+                    stamp.to_utc(deviation_inverted=inverted, unspecified_zone=zone),
+                    stamp.status,
+                )
+    return found  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4096)
+def _obis(code: str) -> Obis:
+    return Obis.parse(code)
+
+
+@functools.lru_cache(maxsize=4096)
 def register_class(obis: str) -> int:
     """Interface class usually holding a quantity: extended register for maximum demand, else register."""
-    return EXTENDED_REGISTER_CLASS if Obis.parse(obis).d == 6 else REGISTER_CLASS
+    return EXTENDED_REGISTER_CLASS if _obis(obis).d == 6 else REGISTER_CLASS
+
+
+@functools.lru_cache(maxsize=256)
+def _range_target(clock: str) -> bytes:
+    """The restricting object of a range read: the clock's time attribute (A-XDR capture object)."""
+    return axdr.structure(
+        [
+            axdr.integer(axdr.LONG_UNSIGNED, CLOCK_CLASS),
+            axdr.octets(_obis(clock).to_bytes()),
+            axdr.integer(axdr.INTEGER, 2),
+            axdr.integer(axdr.LONG_UNSIGNED, 0),
+        ]
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _profile_layout(response: bytes) -> tuple[tuple[CaptureColumn, ...], int] | None:
+    """Capture objects and capture period from a GET-WITH-LIST answer, if it is the plain
+    success it usually is; None sends the answer through the checks that name what is wrong."""
+    try:
+        items = apdu.parse_get_response(response).items
+    except DlmsRemoteError:
+        return None
+    if len(items) != 2 or not isinstance(items[0], list) or type(items[1]) is not int:
+        return None
+    columns = []
+    for item in items[0]:
+        if not (
+            isinstance(item, list)
+            and len(item) == 4
+            and type(item[0]) is int
+            and isinstance(item[1], bytes)
+            and len(item[1]) == 6
+            and type(item[2]) is int
+        ):
+            return None
+        columns.append(CaptureColumn(item[0], str(Obis.from_bytes(item[1])), item[2]))
+    return tuple(columns), items[1]
 
 
 def _scaled(value: axdr.DlmsValue, scaler: int, what: str) -> tuple[int, int]:
@@ -176,25 +234,27 @@ class DlmsSession:
     async def get_value(self, ref: AttributeRef) -> axdr.DlmsValue:
         return axdr.decode(await self.get(ref))
 
+    def _with_list(self) -> bool:
+        return self.settings.use_get_with_list and self._association.conformance.multiple_references
+
+    def _list_items(self, response: apdu.GetResponse, count: int) -> list[axdr.DlmsValue | AccessDenied]:
+        if len(response.items) != count:
+            raise ApduError(f"{self.where}: GET-WITH-LIST of {count} got {len(response.items)} answers")
+        return response.items
+
     async def get_many(self, refs: Sequence[AttributeRef]) -> list[axdr.DlmsValue | AccessDenied]:
         """Several attributes: GET-WITH-LIST when the meter granted it, else one GET each."""
         results: list[axdr.DlmsValue | AccessDenied] = []
-        if self.settings.use_get_with_list and self._association.conformance.multiple_references:
+        if self._with_list():
             # Each attribute descriptor takes 10 bytes of the request; keep inside the meter's PDU.
             size = max(1, min(LIST_CHUNK, (self._association.server_max_pdu - 16) // 10))
             for index in range(0, len(refs), size):
-                chunk = list(refs[index : index + size])
+                chunk = refs[index : index + size]
                 if len(chunk) == 1:
                     results.append(await self._get_or_denied(chunk[0]))
                     continue
-                response = apdu.parse_get_response(
-                    await self._exchange(apdu.get_with_list(chunk, self._invoke_id()))
-                )
-                if len(response.items) != len(chunk):
-                    raise ApduError(
-                        f"{self.where}: GET-WITH-LIST of {len(chunk)} got {len(response.items)} answers"
-                    )
-                results.extend(response.items)
+                response = await self._exchange(apdu.get_with_list(chunk, self._invoke_id()))
+                results += self._list_items(apdu.parse_get_response(response), len(chunk))
             return results
         for ref in refs:
             results.append(await self._get_or_denied(ref))
@@ -209,7 +269,7 @@ class DlmsSession:
     # --- reads --------------------------------------------------------------------------
 
     def _to_utc(self, raw: bytes) -> tuple[dt.datetime, int]:
-        return _stamp_to_utc(raw, self.settings.deviation_inverted, self.settings.unspecified_zone)
+        return _stamps_to_utc([raw], self.settings.deviation_inverted, self.settings.unspecified_zone)[0]
 
     async def read_clock(self) -> MeterClock:
         value = await self.get_value(AttributeRef(CLOCK_CLASS, self.settings.clock, 2))
@@ -227,7 +287,7 @@ class DlmsSession:
         return MeterClock(meter_time, stamp.deviation, stamp.status, read_at)
 
     async def read_registers(self, quantities: Sequence[str]) -> list[Reading]:
-        codes = [str(Obis.parse(q)) for q in quantities]
+        codes = [canonical(q) for q in quantities]
         refs: list[AttributeRef] = []
         for code in codes:
             klass = register_class(code)
@@ -276,9 +336,17 @@ class DlmsSession:
         return readings
 
     async def capture_objects(self, profile: str) -> tuple[list[CaptureColumn], int]:
-        objects, period = await self.get_many(
-            [AttributeRef(PROFILE_CLASS, profile, 3), AttributeRef(PROFILE_CLASS, profile, 4)]
-        )
+        refs = [AttributeRef(PROFILE_CLASS, profile, 3), AttributeRef(PROFILE_CLASS, profile, 4)]
+        if self._with_list():
+            # A model's capture objects and period come back byte for byte alike from every meter
+            # and session: their decoded form is looked up by the answer's bytes.
+            response = await self._exchange(apdu.get_with_list(refs, self._invoke_id()))
+            known = _profile_layout(response)
+            if known is not None:
+                return list(known[0]), known[1]
+            objects, period = self._list_items(apdu.parse_get_response(response), len(refs))
+        else:
+            objects, period = await self.get_many(refs)
         if isinstance(objects, AccessDenied):
             raise AccessDenied(
                 f"{self.where}: profile {profile} capture objects refused: {objects}",
@@ -306,7 +374,7 @@ class DlmsSession:
         up to an hour) cumulative energy (D=8) also as interval deltas (D=29)."""
         if start.tzinfo is None or end.tzinfo is None:
             raise DlmsLocalError("profile range needs time-zone-aware datetimes")
-        profile = str(Obis.parse(profile))
+        profile = canonical(profile)
         columns, period = await self.capture_objects(profile)
         clock_index = next((i for i, c in enumerate(columns) if c.class_id == CLOCK_CLASS), None)
         if clock_index is None:
@@ -332,16 +400,8 @@ class DlmsSession:
                     raise AccessDenied(f"{self.where}: scaler of {column.obis} refused", result=answer.result)
                 self._scalers[column.obis] = _scaler_unit(answer, f"{self.where} {column.obis}")
         lead = dt.timedelta(seconds=period)
-        restricting = axdr.structure(
-            [
-                axdr.integer(axdr.LONG_UNSIGNED, CLOCK_CLASS),
-                axdr.octets(Obis.parse(self.settings.clock).to_bytes()),
-                axdr.integer(axdr.INTEGER, 2),
-                axdr.integer(axdr.LONG_UNSIGNED, 0),
-            ]
-        )
         selector = apdu.range_descriptor(
-            restricting,
+            _range_target(self.settings.clock),
             CosemDateTime.from_utc(start - lead, 0).to_bytes(),
             CosemDateTime.from_utc(end, 0).to_bytes(),
         )
@@ -355,10 +415,14 @@ class DlmsSession:
         data = axdr.decode_columns(raw, len(columns))
         read_at = self._now()
         raw_times = data[clock_index]
-        if not all(type(cell) is bytes for cell in raw_times):
+        if set(map(type, raw_times)) - {bytes}:
             bad = next(cell for cell in raw_times if type(cell) is not bytes)
             raise ApduError(f"{self.where}: profile {profile} clock cell {bad!r} is not a date-time")
-        stamps = list(map(self._to_utc, raw_times))  # type: ignore[arg-type]
+        stamps = _stamps_to_utc(
+            raw_times,  # type: ignore[arg-type]
+            self.settings.deviation_inverted,
+            self.settings.unspecified_zone,
+        )
         times = [ts for ts, _ in stamps]
         statuses = (
             [s if type(s) is int else 0 for s in data[status_index]]
@@ -382,7 +446,7 @@ class DlmsSession:
             scaler, unit = self._scalers[column.obis]
             what = f"{self.where} {profile} {column.obis}"
             cells = data[index]
-            if all(type(cell) is int for cell in cells):
+            if set(map(type, cells)) <= {int}:
                 numbers: list[int] = cells  # type: ignore[assignment]
                 scales: int | list[int] = scaler
             else:
@@ -400,7 +464,7 @@ class DlmsSession:
                 source=self.source,
                 read_at=read_at,
             )
-            code = Obis.parse(column.obis)
+            code = _obis(column.obis)
             # Interval deltas only for load profiles (period up to an hour): a D=29 code carries no
             # period, so daily or monthly differences would read as 15-minute energy downstream.
             if not (code.d == 8 and 0 < period <= MAX_INTERVAL_S):
@@ -438,16 +502,8 @@ class DlmsSession:
         code_index = next((i for i, c in enumerate(columns) if c.obis.startswith("0.0.96.11.")), None)
         if clock_index is None or code_index is None:
             raise ApduError(f"{self.where}: event log {log} lacks a clock or an event-code column")
-        restricting = axdr.structure(
-            [
-                axdr.integer(axdr.LONG_UNSIGNED, CLOCK_CLASS),
-                axdr.octets(Obis.parse(self.settings.clock).to_bytes()),
-                axdr.integer(axdr.INTEGER, 2),
-                axdr.integer(axdr.LONG_UNSIGNED, 0),
-            ]
-        )
         selector = apdu.range_descriptor(
-            restricting,
+            _range_target(self.settings.clock),
             CosemDateTime.from_utc(start, 0).to_bytes(),
             CosemDateTime.from_utc(end, 0).to_bytes(),
         )

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from protocols.dlms.errors import FrameError
 
 VERSION = 1
 HEADER_SIZE = 8
+_HEADER = struct.Struct(">HHHH")  # version, source wPort, destination wPort, APDU length
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,30 +59,29 @@ class WrapperDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[WrapperFrame]:
+        if not self._buffer and len(data) >= HEADER_SIZE:
+            # The usual case: the read holds exactly one whole frame; no copy into the buffer.
+            version, source, destination, length = _HEADER.unpack_from(data)
+            if version == VERSION and length <= self._max_apdu and len(data) == HEADER_SIZE + length:
+                return [WrapperFrame(source, destination, bytes(data[HEADER_SIZE:]))]
         self._buffer += data
         frames: list[WrapperFrame] = []
         buffer = self._buffer
         while len(buffer) >= HEADER_SIZE:
-            version = int.from_bytes(buffer[0:2], "big")
+            version, source, destination, length = _HEADER.unpack_from(buffer)
             if version != VERSION:
                 raise FrameError(
                     f"wrapper header version is {version}, expected {VERSION}: the stream is "
                     "not IEC 62056-47 or lost sync",
                     hint="check the URL's scheme (dlms+tcp vs dlms+hdlc+tcp)",
                 )
-            length = int.from_bytes(buffer[6:8], "big")
             if length > self._max_apdu:
                 raise FrameError(
                     f"wrapper frame announces {length} bytes, above the {self._max_apdu} allowed"
                 )
             if len(buffer) < HEADER_SIZE + length:
                 break
-            frames.append(
-                WrapperFrame(
-                    int.from_bytes(buffer[2:4], "big"),
-                    int.from_bytes(buffer[4:6], "big"),
-                    bytes(buffer[HEADER_SIZE : HEADER_SIZE + length]),
-                )
-            )
+            apdu = bytes(buffer[HEADER_SIZE : HEADER_SIZE + length])
+            frames.append(WrapperFrame(source, destination, apdu))
             del buffer[: HEADER_SIZE + length]
         return frames
