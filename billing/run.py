@@ -9,7 +9,10 @@ invoice referencing the original.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +29,7 @@ from billing.segments import build_segments
 from billing.tariffs import TariffBook, default_book
 from core.buckets import bucket_expr
 from core.config import Settings
+from core.executor import Executor, open_executor
 from core.measurements import MeasurementStore, partition
 from core.state import StateStore
 from core.tables import BILLS, BILLS_SCHEMA, conform_table
@@ -87,12 +91,46 @@ def _actual_periods(
         .filter(pl.col("start") < pl.col("end"))
         .drop("prev_end", "usage_begin", "usage_end")
     )
-    if adjusted.height == 0:
-        raise BillingError(
-            "no customer has a meter in service during the period",
-            hint="check the meters of the usage points (amr customers show CODE)",
-        )
     return adjusted, sorted(set(adjusted.select("start", "end").unique().iter_rows()))
+
+
+def _no_meter_in_service() -> BillingError:
+    return BillingError(
+        "no customer has a meter in service during the period",
+        hint="check the meters of the usage points (amr customers show CODE)",
+    )
+
+
+@dataclass(frozen=True)
+class StateInputs:
+    """What rating reads from the operational store, read once by the coordinator, so that a
+    task on the executor needs only the measurement store (shared storage on a cluster)."""
+
+    assignments: pl.DataFrame  # meters on usage points, over the run's widest window
+    ratios: pl.DataFrame
+    resolutions: pl.DataFrame  # staff decisions on held bills of the period
+
+
+def _window(customers: pl.DataFrame, period: str) -> tuple[dt.date, dt.date]:
+    """The dates whose meter assignments rating may need (as `rate_customers` asks them)."""
+    _, groups = _prepare_customers(customers, period)
+    return min(g[0] for g in groups) - dt.timedelta(days=62), max(g[1] for g in groups)
+
+
+def read_state_inputs(state: StateStore, period: str, customers: pl.DataFrame) -> StateInputs:
+    start, end = _window(customers, period)
+    return StateInputs(
+        assignments=sources.assignments(state, start, end),
+        ratios=sources.ratios(state),
+        resolutions=resolutions(state, period),
+    )
+
+
+def _assignments_in(frame: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """`sources.assignments` for a narrower window, from a wider one already read."""
+    return frame.filter(
+        (pl.col("installed_on") <= end) & (pl.col("removed_on").is_null() | (pl.col("removed_on") >= start))
+    )
 
 
 def rate_period(
@@ -108,13 +146,32 @@ def rate_period(
     """Fresh bills of a period (no versions yet): amounts, lines, determinants and hold reasons.
 
     `customers` (rows of `sources.customers`) limits the run to those, e.g. one step of buckets."""
-    book = book or default_book()
     raw = sources.customers(state, period, route) if customers is None else customers
     if raw.height == 0:
         raise BillingError(
             f"no customer has a contract in force in {period}" + (f" on route {route}" if route else ""),
             hint="import customers with `amr customers import FILE`",
         )
+    inputs = read_state_inputs(state, period, raw)
+    fresh = rate_customers(data_dir, inputs, period=period, customers=raw, book=book, factor=factor)
+    if fresh is None:
+        raise _no_meter_in_service()
+    return fresh
+
+
+def rate_customers(
+    data_dir: Path,
+    inputs: StateInputs,
+    *,
+    period: str,
+    customers: pl.DataFrame,
+    book: TariffBook | None = None,
+    factor: Decimal = UNUSUAL_FACTOR,
+) -> pl.DataFrame | None:
+    """`rate_period` on the measurement store alone (what a task runs); None when none of
+    the customers has a meter in service during the period."""
+    book = book or default_book()
+    raw = customers
     customers, groups = _prepare_customers(raw, period)
     store = MeasurementStore(data_dir)
     last_period = (
@@ -129,15 +186,17 @@ def rate_period(
         )
         .collect()
     )
-    assignments = sources.assignments(
-        state, min(g[0] for g in groups) - dt.timedelta(days=62), max(g[1] for g in groups)
+    assignments = _assignments_in(
+        inputs.assignments, min(g[0] for g in groups) - dt.timedelta(days=62), max(g[1] for g in groups)
     )
     customers, groups = _actual_periods(customers, last_period, assignments)
+    if customers.height == 0:
+        return None
     first, last = min(g[0] for g in groups), max(g[1] for g in groups)
     earliest = min([first, *last_period["prev_start"].to_list()])
     reads = sources.register_reads(store, earliest, last)
     lazy_customers = customers.lazy()
-    wins = det.windows(lazy_customers, assignments.lazy(), sources.ratios(state).lazy())
+    wins = det.windows(lazy_customers, assignments.lazy(), inputs.ratios.lazy())
     # materialise the shared intermediate results once: they feed several branches of the plan
     wins = wins.collect().lazy()
     registers = det.register_energy(wins, reads).collect().lazy()
@@ -159,7 +218,7 @@ def rate_period(
         "customer_code", (pl.lit(f"{period}-") + pl.col("customer_code")).alias("bill_id")
     )
     # staff adjustments replace the determinant of the bill version they were made on
-    adjusted = resolutions(state, period).filter(pl.col("adjusted_kwh").is_not_null()).lazy()
+    adjusted = inputs.resolutions.filter(pl.col("adjusted_kwh").is_not_null()).lazy()
     energy = (
         energy.join(bill_ids, on="customer_code")
         .join(adjusted.select("bill_id", "adjusted_kwh"), on="bill_id", how="left")
@@ -266,13 +325,21 @@ def run_bills(
     book: TariffBook | None = None,
     now: dt.datetime | None = None,
     customers_per_step: int = CUSTOMERS_PER_STEP,
+    executor: Executor | None = None,
 ) -> BillRunReport:
     """Rate a period's customers (optionally one route) and store the bills unless `dry_run`.
 
-    Partition by partition: the customers' buckets are taken in steps of about
-    `customers_per_step` customers; each step rates its customers in one vectorised plan and
-    commits its own `bills` partitions, so a step's failure leaves the others whole."""
+    Partition by partition: the customers' buckets are dealt into steps of at most about
+    `customers_per_step` customers, and at least one step per executor slot. Each step is a
+    task on the executor (`core.executor`; without one, the one executor setting AMR_CLUSTER
+    chooses: this process by default): it rates its customers in one vectorised plan from
+    the measurement store and inputs this process read from the operational store, and
+    writes the fresh bills to a staging file named after the run and the step (a retried
+    task rewrites the same file). This process (the coordinator) then commits step by step:
+    versions against what is stored, `bills` partitions, holds; so a task that dies and is
+    retried never doubles a bill, and a step's failure leaves the others whole."""
     started = time.perf_counter()
+    data_dir = data_dir.resolve()  # tasks may run in another working directory or machine
     now = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
     everyone = sources.customers(state, period, route)
     if everyone.height == 0:
@@ -280,46 +347,95 @@ def run_bills(
             f"no customer has a contract in force in {period}" + (f" on route {route}" if route else ""),
             hint="import customers with `amr customers import FILE`",
         )
+    inputs = read_state_inputs(state, period, everyone)
     everyone = everyone.with_columns(bucket_expr("customer_code", settings.buckets).alias("_bucket"))
     buckets = sorted(set(everyone["_bucket"].to_list()))
-    steps = max(1, -(-everyone.height // max(customers_per_step, 1)))
     report = BillRunReport(period=period, dry_run=dry_run)
-    for index in range(steps):
-        chosen = buckets[index::steps]
-        if not chosen:
-            continue
-        part = everyone.filter(pl.col("_bucket").is_in(chosen)).drop("_bucket")
-        _run_step(
-            data_dir,
-            state,
-            period=period,
-            settings=settings,
-            customers=part,
-            buckets=chosen,
-            dry_run=dry_run,
-            book=book,
-            now=now,
-            report=report,
-        )
+    staging = data_dir / "billing" / "staging" / f"{period}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    own = executor is None
+    chosen_executor = open_executor() if executor is None else executor
+    try:
+        steps = max(1, -(-everyone.height // max(customers_per_step, 1)), chosen_executor.slots)
+        steps = min(steps, len(buckets))
+        works = [
+            _Step(
+                data_dir=data_dir,
+                period=period,
+                customers=everyone.filter(pl.col("_bucket").is_in(buckets[index::steps])).drop("_bucket"),
+                buckets=buckets[index::steps],
+                inputs=inputs,
+                book=book,
+                staged=staging / f"step-{index:04d}.parquet",
+            )
+            for index in range(steps)
+        ]
+        chosen_executor.require_shared(data_dir)
+        staged = chosen_executor.map(_rate_step, works)
+    finally:
+        if own:
+            chosen_executor.close()
+    try:
+        if all(path is None for path in staged):
+            raise _no_meter_in_service()
+        for work, path in zip(works, staged, strict=True):
+            if path is not None:
+                _commit_step(
+                    data_dir,
+                    state,
+                    period=period,
+                    settings=settings,
+                    fresh=pl.read_parquet(path),
+                    buckets=work.buckets,
+                    dry_run=dry_run,
+                    now=now,
+                    report=report,
+                )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report.per_class = dict(sorted(report.per_class.items()))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run_step(
+@dataclass(frozen=True)
+class _Step:
+    """One task: some buckets' customers and everything rating them needs (picklable)."""
+
+    data_dir: Path
+    period: str
+    customers: pl.DataFrame
+    buckets: list[int]
+    inputs: StateInputs
+    book: TariffBook | None
+    staged: Path
+
+
+def _rate_step(step: _Step) -> Path | None:
+    """Rate a step's customers and write the fresh bills to its staging file; commits nothing."""
+    fresh = rate_customers(
+        step.data_dir, step.inputs, period=step.period, customers=step.customers, book=step.book
+    )
+    if fresh is None:
+        return None
+    step.staged.parent.mkdir(parents=True, exist_ok=True)
+    temporary = step.staged.with_name(f".tmp-{uuid.uuid4().hex}-{step.staged.name}")
+    fresh.write_parquet(temporary)
+    os.replace(temporary, step.staged)
+    return step.staged
+
+
+def _commit_step(
     data_dir: Path,
     state: StateStore,
     *,
     period: str,
     settings: Settings,
-    customers: pl.DataFrame,
+    fresh: pl.DataFrame,
     buckets: list[int],
     dry_run: bool,
-    book: TariffBook | None,
     now: dt.datetime,
     report: BillRunReport,
 ) -> None:
-    fresh = rate_period(data_dir, state, period=period, book=book, customers=customers)
     store = MeasurementStore(data_dir)
     existing = sources.bills(store, [period], buckets).collect()
     changed, unchanged, corrections = _versions(fresh, existing, resolutions(state, period), now)

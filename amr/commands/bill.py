@@ -102,16 +102,32 @@ def run_(
     route: Annotated[str | None, typer.Option("--route", help="only this route")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="rate and report, store nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(envvar="AMR_CLUSTER", help="Dask scheduler (tcp://host:8786) to rate partitions on"),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="local processes when no cluster is given")] = 1,
 ) -> None:
     """Rate every customer of a period (or one route) and store the bills; rerunning is safe.
 
     Issued bills are never changed: different amounts become a new version to issue as a correction.
+    Each step of buckets is a task on the executor; this process commits the bills.
 
     Example: amr bill run --period 2026-11 --dry-run
     """
     from billing.run import run_bills
+    from core.executor import open_executor
 
-    report = run_bills(data_dir(), state(), period=period, settings=settings(), route=route, dry_run=dry_run)
+    with open_executor(cluster, workers=workers) as executor:
+        report = run_bills(
+            data_dir(),
+            state(),
+            period=period,
+            settings=settings(),
+            route=route,
+            dry_run=dry_run,
+            executor=executor,
+        )
     if as_json:
         print_json(vars(report))
         return
