@@ -271,6 +271,17 @@ class DlmsSession:
     def _to_utc(self, raw: bytes) -> tuple[dt.datetime, int]:
         return _stamps_to_utc([raw], self.settings.deviation_inverted, self.settings.unspecified_zone)[0]
 
+    def _range(self, start: dt.datetime, end: dt.datetime) -> bytes | None:
+        """Selective access by range on the clock column, or None (the whole buffer, whose rows
+        are then picked here by time) toward a meter that did not grant selective access."""
+        if not self._association.conformance.selective_access:
+            return None
+        return apdu.range_descriptor(
+            _range_target(self.settings.clock),
+            CosemDateTime.from_utc(start, 0).to_bytes(),
+            CosemDateTime.from_utc(end, 0).to_bytes(),
+        )
+
     async def read_clock(self) -> MeterClock:
         value = await self.get_value(AttributeRef(CLOCK_CLASS, self.settings.clock, 2))
         read_at = self._now()
@@ -400,13 +411,8 @@ class DlmsSession:
                     raise AccessDenied(f"{self.where}: scaler of {column.obis} refused", result=answer.result)
                 self._scalers[column.obis] = _scaler_unit(answer, f"{self.where} {column.obis}")
         lead = dt.timedelta(seconds=period)
-        selector = apdu.range_descriptor(
-            _range_target(self.settings.clock),
-            CosemDateTime.from_utc(start - lead, 0).to_bytes(),
-            CosemDateTime.from_utc(end, 0).to_bytes(),
-        )
         try:
-            raw = await self.get(AttributeRef(PROFILE_CLASS, profile, 2), selector)
+            raw = await self.get(AttributeRef(PROFILE_CLASS, profile, 2), self._range(start - lead, end))
         except (ConnectionLost, MeterTimeout) as exc:
             raise IncompleteProfile(
                 f"{self.where}: profile {profile} read broke off: {exc}",
@@ -502,13 +508,8 @@ class DlmsSession:
         code_index = next((i for i, c in enumerate(columns) if c.obis.startswith("0.0.96.11.")), None)
         if clock_index is None or code_index is None:
             raise ApduError(f"{self.where}: event log {log} lacks a clock or an event-code column")
-        selector = apdu.range_descriptor(
-            _range_target(self.settings.clock),
-            CosemDateTime.from_utc(start, 0).to_bytes(),
-            CosemDateTime.from_utc(end, 0).to_bytes(),
-        )
         data = axdr.decode_columns(
-            await self.get(AttributeRef(PROFILE_CLASS, log, 2), selector), len(columns)
+            await self.get(AttributeRef(PROFILE_CLASS, log, 2), self._range(start, end)), len(columns)
         )
         read_at = self._now()
         readings = []

@@ -1,8 +1,11 @@
 """Our client against a DLMS server that is not ours: Gurux's (gurux-dlms), over the wrapper.
 
 gurux-dlms 1.0.203's Python server calls a few accessors its own classes lack; the shims
-below add exactly those (no behaviour of ours). Its profile range filter is broken
-(it compares a datetime with 0), so profiles are checked against our simulator only.
+below add exactly those (no behaviour of ours). Its selective access by range is broken
+(`tm >= start >= 0` compares its GXDateTime with 0 and raises), and no setting reaches that
+code, so the profile test configures the Gurux meter *without* selective access in its
+conformance: our client must then read the whole buffer (with block transfer) and pick the
+rows of the range itself, which is what a conformant client does toward such a meter.
 """
 
 from __future__ import annotations
@@ -22,19 +25,49 @@ from core.meter_url import MeterUrl
 from protocols.dlms.session import open_session
 
 gurux = pytest.importorskip("gurux_dlms")
-from gurux_dlms import GXDateTime, GXServerReply  # noqa: E402
-from gurux_dlms.enums import AccessMode, InterfaceType, MethodAccessMode, SourceDiagnostic, Unit  # noqa: E402
-from gurux_dlms.objects import GXDLMSAssociationLogicalName, GXDLMSClock, GXDLMSRegister  # noqa: E402
+from gurux_dlms import GXDateTime, GXDLMSSettings, GXServerReply  # noqa: E402
+from gurux_dlms.enums import (  # noqa: E402
+    AccessMode,
+    Conformance,
+    InterfaceType,
+    MethodAccessMode,
+    SourceDiagnostic,
+    Unit,
+)
+from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction  # noqa: E402
+from gurux_dlms.objects import (  # noqa: E402
+    GXDLMSAssociationLogicalName,
+    GXDLMSClock,
+    GXDLMSProfileGeneric,
+    GXDLMSRegister,
+)
 from gurux_dlms.secure import GXDLMSSecureServer  # noqa: E402
 
 HANOI = dt.timezone(dt.timedelta(hours=7))
 NOON = dt.datetime(2026, 3, 10, 12, 0, tzinfo=HANOI)
+PERIOD = dt.timedelta(minutes=15)
+# The Gurux meter's load profile: a day and a half of 15-minute rows ending at noon, energy
+# rising by a different amount each interval (Wh, scaler 0), one interval missing.
+PROFILE_ROWS = 144
+MISSING_ROW = 100
+
+
+def _profile_time(index: int) -> dt.datetime:
+    return NOON - (PROFILE_ROWS - 1 - index) * PERIOD
+
+
+def _profile_energy(index: int) -> int:
+    return 5_000_000 + sum(100 + (i * 37) % 250 for i in range(index))
 
 
 def _shim() -> None:
     GXServerReply.setReply = lambda self, value: setattr(self, "reply", value)
     GXServerReply.getConnectionInfo = lambda self: None
     GXServerReply.connectionInfo = None
+    # Its GET-NEXT handler reads a misspelt setting (gbtWndowSize) for the window it calls gbtWindowSize.
+    GXDLMSSettings.gbtWndowSize = property(lambda self: self.gbtWindowSize)
+    # ... and stores the rest of a long answer through a setter its transaction class lacks.
+    GXDLMSLongTransaction.setData = lambda self, value: setattr(self, "data", value)
 
 
 class _GuruxMeter(GXDLMSSecureServer):  # type: ignore[misc]
@@ -48,10 +81,22 @@ class _GuruxMeter(GXDLMSSecureServer):  # type: ignore[misc]
         energy.value, energy.scaler, energy.unit = 123456, 10, Unit.ACTIVE_ENERGY
         export = GXDLMSRegister("1.0.2.8.0.255")
         export.value, export.scaler, export.unit = 789, 0.1, Unit.ACTIVE_ENERGY
-        for item in (clock, energy, export):
+        profile_energy = GXDLMSRegister("1.0.1.8.1.255")
+        profile_energy.value, profile_energy.scaler, profile_energy.unit = 0, 10, Unit.ACTIVE_ENERGY
+        profile = GXDLMSProfileGeneric("1.0.99.1.0.255")
+        profile.addCaptureObject(clock, 2, 0)
+        profile.addCaptureObject(profile_energy, 2, 0)
+        profile.capturePeriod = int(PERIOD.total_seconds())
+        rows = [i for i in range(PROFILE_ROWS) if i != MISSING_ROW]
+        profile.buffer = [[GXDateTime(_profile_time(i)), _profile_energy(i)] for i in rows]
+        profile.entriesInUse = profile.profileEntries = len(profile.buffer)
+        for item in (clock, energy, export, profile_energy, profile):
             self.items.append(item)
             association.objectList.append(item)
         self.items.append(association)
+        # Its range filter cannot work (see the module's docstring): the meter offers no
+        # selective access, and a conformant client reads the whole buffer.
+        self.conformance &= ~Conformance.SELECTIVE_ACCESS
         self.initialize()
 
     def isTarget(self, server: Any, client: Any) -> bool:
@@ -134,3 +179,31 @@ def test_clock_and_registers_from_a_gurux_meter(gurux_port: int) -> None:
     assert (by_code["1.0.1.8.0.255"].value, by_code["1.0.1.8.0.255"].scale) == (123456, 1)
     assert by_code["1.0.1.8.0.255"].decimal == 1234560 and by_code["1.0.1.8.0.255"].unit == "Wh"
     assert by_code["1.0.2.8.0.255"].decimal == Decimal("78.9") and by_code["1.0.2.8.0.255"].scale == -1
+
+
+@pytest.mark.slow
+def test_load_profile_from_a_gurux_meter_without_selective_access(gurux_port: int) -> None:
+    start, end = _profile_time(90), _profile_time(130)
+
+    async def body() -> list[Any]:
+        url = MeterUrl.parse(f"dlms+tcp://127.0.0.1:{gurux_port}?client=16&server=1")
+        async with asyncio.timeout(20), open_session(url, timeout=5) as session:
+            assert not session._association.conformance.selective_access
+            return await session.read_profile("1.0.99.1.0.255", start.astimezone(dt.UTC), end)
+
+    readings = asyncio.run(body())
+    wanted = [i for i in range(90, 131) if i != MISSING_ROW]
+    values = {r.ts: r for r in readings if r.quantity == "1.0.1.8.1.255"}
+    assert sorted(values) == [_profile_time(i).astimezone(dt.UTC) for i in wanted]
+    for i in wanted:
+        reading = values[_profile_time(i).astimezone(dt.UTC)]
+        # scaler 1: the meter's count of 10 Wh units, kept exactly as value x 10^1
+        assert (reading.value, reading.scale, reading.unit) == (_profile_energy(i), 1, "Wh")
+    deltas = {r.ts: r.decimal for r in readings if r.quantity == "1.0.1.29.1.255"}
+    # An interval inside the range whose previous row is there; none across the missing row.
+    expected = {
+        _profile_time(i).astimezone(dt.UTC): Decimal(_profile_energy(i) - _profile_energy(i - 1)) * 10
+        for i in range(91, 131)
+        if MISSING_ROW not in (i, i - 1)
+    }
+    assert deltas == expected
