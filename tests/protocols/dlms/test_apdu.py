@@ -5,6 +5,7 @@ import contextlib
 from decimal import Decimal
 
 import pytest
+from dlms_cosem import cosem, enumerations
 from dlms_cosem.protocol import acse, xdlms
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,3 +132,44 @@ def test_integer_registers_keep_their_scaler() -> None:
     assert _scaled(123456, -2, "test") == (123456, -2)
     with pytest.raises(RemoteProtocolError):
         _scaled(b"\x01", 0, "test")
+
+
+obis_codes = st.tuples(*[st.integers(0, 255)] * 6).map(lambda g: ".".join(map(str, g)))
+# Classes dlms-cosem knows; attribute ids it can encode (it writes them unsigned).
+classes = st.sampled_from([interface.value for interface in enumerations.CosemInterface])
+refs = st.builds(AttributeRef, classes, obis_codes, st.integers(0, 127))
+
+
+def _theirs_invoke(invoke_id: int) -> xdlms.InvokeIdAndPriority:
+    return xdlms.InvokeIdAndPriority(invoke_id=invoke_id, confirmed=True, high_priority=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(refs, st.integers(0, 15), st.integers(0, 2**32 - 1))
+def test_requests_are_byte_for_byte_dlms_cosems(ref: AttributeRef, invoke: int, block: int) -> None:
+    # Our requests are encoded by hand from cached descriptors; dlms-cosem's classes are the reference.
+    theirs = xdlms.GetRequestNormal(
+        cosem_attribute=ref.to_cosem(), invoke_id_and_priority=_theirs_invoke(invoke)
+    )
+    assert apdu.get_request(ref, invoke) == bytes(theirs.to_bytes())
+    following = xdlms.GetRequestNext(block_number=block, invoke_id_and_priority=_theirs_invoke(invoke))
+    assert apdu.get_next(block, invoke) == bytes(following.to_bytes())
+    setting = xdlms.SetRequestNormal(
+        cosem_attribute=ref.to_cosem(), data=b"\x11\x05", invoke_id_and_priority=_theirs_invoke(invoke)
+    )
+    assert apdu.set_request(ref, b"\x11\x05", invoke) == bytes(setting.to_bytes())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(refs, min_size=2, max_size=24), st.integers(0, 15))
+def test_get_with_list_is_dlms_cosems(many: list[AttributeRef], invoke: int) -> None:
+    items = [cosem.CosemAttributeWithSelection(attribute=r.to_cosem(), access_selection=None) for r in many]
+    theirs = xdlms.GetRequestWithList(
+        cosem_attributes_with_selection=items, invoke_id_and_priority=_theirs_invoke(invoke)
+    )
+    assert apdu.get_with_list(many, invoke) == bytes(theirs.to_bytes())
+
+
+def test_an_attribute_that_cannot_be_addressed_is_a_local_error() -> None:
+    with pytest.raises(DlmsLocalError, match="cannot be addressed"):
+        apdu.get_request(AttributeRef(3, "1.0.1.8.0.255", 200))

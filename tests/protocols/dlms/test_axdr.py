@@ -112,3 +112,30 @@ def test_not_a_number_is_a_bad_value() -> None:
 def test_trailing_bytes_are_refused() -> None:
     with pytest.raises(ApduError, match="follow"):
         axdr.decode(axdr.integer(axdr.UNSIGNED, 1) + b"\x00")
+
+
+integer_cells = st.sampled_from(INTEGER_TYPES).flatmap(
+    lambda t: st.integers(t[1], t[2]).map(lambda v, tag=t[0]: axdr.integer(tag, v))
+)
+cells = st.one_of(
+    integer_cells,
+    st.binary(max_size=20).map(axdr.octets),
+    st.just(axdr.null()),
+    st.binary(min_size=12, max_size=12).map(lambda b: axdr.octets(b, axdr.DATE_TIME)),
+)
+
+
+tables = st.integers(1, 5).flatmap(
+    lambda w: st.tuples(st.just(w), st.lists(st.lists(cells, min_size=w, max_size=w), max_size=12))
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables, st.booleans())
+def test_uniform_rows_decode_as_cell_by_cell(shape: tuple[int, list[list[bytes]]], alike: bool) -> None:
+    width, table = shape
+    if alike and table:  # every row the first row's types and sizes: the one-pass struct path
+        table = [table[0]] * len(table)
+    raw = axdr.array([axdr.structure(row) for row in table])
+    expected = [[axdr.decode(cell) for cell in column] for column in zip(*table, strict=True)]
+    assert axdr.decode_columns(raw, width) == (expected if table else [[] for _ in range(width)])

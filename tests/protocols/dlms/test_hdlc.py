@@ -116,3 +116,20 @@ def test_round_trip(logical: int, physical: int, client: int, info: bytes, segme
         hdlc.HdlcAddress(logical, physical, 4), hdlc.HdlcAddress(client), 0x10, info, segmented
     )
     assert hdlc.HdlcDecoder().feed(frame.to_bytes()) == [frame]
+
+
+def _crc_bitwise(data: bytes) -> int:
+    """CRC-16/X.25 straight from its definition (reflected 0x1021 = 0x8408, init and xor 0xFFFF)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_crc_equals_its_bitwise_definition(data: bytes) -> None:
+    assert hdlc.crc16(data) == _crc_bitwise(data)
+    assert hdlc.crc16(bytearray(data)) == hdlc.crc16(memoryview(data)) == _crc_bitwise(data)

@@ -42,3 +42,18 @@ def test_wrong_version_is_a_frame_error() -> None:
 def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         WrapperDecoder().feed(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=300)), max_size=6),
+    st.lists(st.integers(1, 400), max_size=8),
+)
+def test_frames_split_anywhere_come_out_whole(frames: list[tuple[int, int, bytes]], cuts: list[int]) -> None:
+    stream = b"".join(WrapperFrame(s, d, a).to_bytes() for s, d, a in frames)
+    decoder, out, pos = WrapperDecoder(), [], 0
+    for size in [*cuts, len(stream)]:
+        out += decoder.feed(stream[pos : pos + size])
+        pos += size
+    assert [(f.source, f.destination, f.apdu) for f in out] == frames
+    assert all(type(f.apdu) is bytes for f in out) and decoder.pending == 0
