@@ -38,8 +38,15 @@ class Seller:
     name: str = "Tổng công ty Điện lực TP Hà Nội"
     tax_code: str = "0100101114"
     address: str = "69 Đinh Tiên Hoàng, Hoàn Kiếm, Hà Nội"
+    # MSTTCGP: the tax code of the e-invoice solution provider; the seller's own when it runs
+    # its own invoicing system (as here), a provider's (VNPT, Viettel, ...) when it uses one
+    provider_tax_code: str | None = None
     key_pem: bytes | None = field(default=None, repr=False)  # never printed
     cert_pem: bytes | None = field(default=None, repr=False)
+
+    @property
+    def provider(self) -> str:
+        return self.provider_tax_code or self.tax_code
 
     @property
     def can_sign(self) -> bool:
@@ -47,7 +54,8 @@ class Seller:
 
 
 def load_seller(data_dir: Path) -> Seller:
-    """`<data_dir>/seller.toml` (name, tax_code, address, key_file, cert_file), else the default seller
+    """`<data_dir>/seller.toml` (name, tax_code, address, key_file, cert_file; optionally
+    provider_tax_code), else the default seller
     without a signing key (documents are then written unsigned, and the report says so)."""
     path = data_dir / "seller.toml"
     if not path.is_file():
@@ -66,6 +74,7 @@ def load_seller(data_dir: Path) -> Seller:
         name=raw.get("name", defaults.name),
         tax_code=raw.get("tax_code", defaults.tax_code),
         address=raw.get("address", defaults.address),
+        provider_tax_code=raw.get("provider_tax_code"),
         key_pem=key,
         cert_pem=cert,
     )
@@ -154,7 +163,7 @@ def build_invoice(
     _sub(general, "DVTTe", "VND")
     _sub(general, "TGia", "1")
     _sub(general, "HTTToan", "TM/CK")
-    _sub(general, "MSTTCGP", seller.tax_code)
+    _sub(general, "MSTTCGP", seller.provider)
     if invoice["kind"] in KIND_CODES and invoice.get("refers_to"):
         template, series, number = str(invoice["refers_to"]).split("-")
         related = _sub(general, "TTHDLQuan")

@@ -109,7 +109,7 @@ class InvoiceWriter:
             self._size = (self._key.curve.key_size + 7) // 8 if self._elliptic else 0
         self._general_tail = (
             element("DVTTe", "VND") + element("TGia", "1") + element("HTTToan", "TM/CK")
-        ) + element("MSTTCGP", seller.tax_code)
+        ) + element("MSTTCGP", seller.provider)
         seller_party = (
             element("Ten", seller.name or "Khách hàng")
             + (element("MST", seller.tax_code) if seller.tax_code else b"")

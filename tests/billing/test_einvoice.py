@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import pytest
@@ -11,35 +10,7 @@ from lxml import etree
 
 from billing.einvoice import Seller, amount_in_words, build_invoice, sign, to_bytes, validate, verify
 from billing.errors import InvoiceError
-
-BILL: dict[str, Any] = {
-    "bill_id": "2026-11-PD01000000001",
-    "version": 1,
-    "customer_code": "PD01000000001",
-    "period": "2026-11",
-    "kwh": 300,
-    "amount_before_vat": 739_500,
-    "vat_rate": "0.08",
-    "vat_amount": 59_160,
-    "total_amount": 798_660,
-    "lines": json.dumps(
-        [
-            {"tier": 1, "quota_kwh": 50, "kwh": 50, "price": 1984, "amount": 99_200},
-            {"tier": 2, "quota_kwh": 50, "kwh": 50, "price": 2050, "amount": 102_500},
-            {"tier": 3, "quota_kwh": 100, "kwh": 100, "price": 2380, "amount": 238_000},
-            {"tier": 4, "quota_kwh": 100, "kwh": 100, "price": 2998, "amount": 299_800},
-        ]
-    ),
-}
-INVOICE: dict[str, Any] = {
-    "template": "1",
-    "series": "K26EAA",
-    "number": 7,
-    "invoice_date": dt.date(2026, 12, 1),
-    "kind": "original",
-    "refers_to": None,
-}
-BUYER = {"name": "Nguyễn Văn A", "address": "1 Tràng Tiền, Hoàn Kiếm", "tax_code": None}
+from tests.billing.scenarios import BILL, BUYER, INVOICE
 
 
 def test_invoice_has_the_gdt_structure_and_validates() -> None:

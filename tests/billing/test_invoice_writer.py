@@ -16,7 +16,7 @@ from num2words import num2words  # type: ignore[import-untyped]
 from billing.einvoice import Seller, build_invoice, number_in_words, validate, verify
 from billing.errors import InvoiceError
 from billing.invoice_writer import DECLARATION, InvoiceWriter
-from tests.billing.test_einvoice import BILL, INVOICE
+from tests.billing.scenarios import BILL, INVOICE
 
 # Any character XML 1.0 allows (lxml refuses the others), Vietnamese and markup included.
 XML_TEXT = st.text(
@@ -73,6 +73,7 @@ def reference(
     number=st.integers(1, 99_999_999),
     total=st.integers(-(10**9), 10**10),
     rate=st.sampled_from(["0.08", "0.1", "0.05", "0"]),
+    provider=st.sampled_from([None, "0100109106"]),
 )
 def test_fast_bytes_equal_lxml_c14n_of_the_reference_tree(
     name: str,
@@ -84,8 +85,9 @@ def test_fast_bytes_equal_lxml_c14n_of_the_reference_tree(
     number: int,
     total: int,
     rate: str,
+    provider: str | None,
 ) -> None:
-    seller = Seller(name=seller_name)
+    seller = Seller(name=seller_name, provider_tax_code=provider)
     bill = {**BILL, "lines": json.dumps(lines), "total_amount": total, "vat_rate": rate}
     invoice = {**INVOICE, "number": number, "kind": kind}
     previous = None

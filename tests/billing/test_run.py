@@ -2,74 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 import polars as pl
 
 from billing.run import run_bills
-from core.tables import BILLS, BILLS_SCHEMA
-
-D = dt.date
-TOTAL, R1, R2, R3 = "1.0.1.8.0.255", "1.0.1.8.1.255", "1.0.1.8.2.255", "1.0.1.8.3.255"
-OCT, NOV = D(2026, 10, 31), D(2026, 11, 30)
-
-
-def city(world: Any) -> None:
-    world.customers(
-        [
-            {"customer_code": "PD01000000001", "meter_id": "M1", "installed_on": "2025-01-01", "route": "R1"},
-            {
-                "customer_code": "PD01000000002",
-                "meter_id": "M2",
-                "installed_on": "2025-01-01",
-                "route": "R1",
-                "tariff_class": "business",
-                "voltage": "lt6kv",
-            },
-            {"customer_code": "PD01000000003", "meter_id": "M3", "installed_on": "2025-01-01", "route": "R2"},
-            {
-                "customer_code": "PD01000000004",
-                "meter_id": "OLD4",
-                "installed_on": "2025-01-01",
-                "route": "R2",
-            },
-            {
-                "customer_code": "PD01000000004",
-                "meter_id": "NEW4",
-                "installed_on": "2026-11-16",
-                "route": "R2",
-                "effective_from": "2025-01-01",
-            },
-            {"customer_code": "PD01000000005", "meter_id": "M5", "installed_on": "2025-01-01", "route": "R2"},
-        ]
-    )
-    world.reads(
-        [
-            ("M1", OCT, TOTAL, 1_000_000),
-            ("M1", NOV, TOTAL, 1_300_500),
-            ("M2", OCT, TOTAL, 0),
-            ("M2", NOV, TOTAL, 1_000_000),
-            ("M2", OCT, R1, 0),
-            ("M2", NOV, R1, 700_000),
-            ("M2", OCT, R2, 0),
-            ("M2", NOV, R2, 100_000),
-            ("M2", OCT, R3, 0),
-            ("M2", NOV, R3, 200_000),
-            ("M3", OCT, TOTAL, 7_000_000),  # the end snapshot is missing
-            ("OLD4", OCT, TOTAL, 5_000_000),
-            ("OLD4", D(2026, 11, 16), TOTAL, 5_100_000),
-            ("NEW4", D(2026, 11, 16), TOTAL, 0),
-            ("NEW4", NOV, TOTAL, 120_000),
-        ]
-    )
-    world.daily("M3", D(2026, 11, 1), NOV, wh=5_013)  # 30 x 5,013 Wh = 150.39 kWh
-
-
-def bills(world: Any) -> pl.DataFrame:
-    frame: pl.DataFrame = world.store.table(BILLS).scan(BILLS_SCHEMA).collect()
-    return frame.sort("bill_id", "version")
+from tests.billing.scenarios import NOV, OCT, R1, R2, R3, TOTAL, D, bills, city  # noqa: F401
 
 
 def test_run_rates_every_class_from_registers_and_holds_what_is_estimated(world: Any) -> None:

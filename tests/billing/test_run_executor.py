@@ -15,7 +15,7 @@ from billing.errors import BillingError
 from billing.run import run_bills
 from core.executor import LocalExecutor
 from tests.billing.conftest import World
-from tests.billing.test_run import bills, city
+from tests.billing.scenarios import bills, city
 
 T = TypeVar("T")
 R = TypeVar("R")

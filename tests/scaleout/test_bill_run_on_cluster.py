@@ -10,7 +10,7 @@ import pytest
 from billing.run import run_bills
 from core.executor import DaskExecutor
 from tests.billing.conftest import World
-from tests.billing.test_run import bills, city
+from tests.billing.scenarios import bills, city
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
