@@ -94,3 +94,26 @@ def test_amount_in_words() -> None:
         .findtext("DLHDon/NDHDon/TToan/TgTTTBChu", "")
         .startswith("Bảy trăm chín mươi tám nghìn")
     )
+
+
+def test_a_gdt_shaped_invoice_with_the_optional_elements_validates() -> None:
+    """What providers' software adds (contact fields, TTKhac, the tax authority's code) fits the XSD."""
+    root = build_invoice(BILL, INVOICE, Seller(), BUYER)
+    data = root.find("DLHDon")
+    seller = root.find("DLHDon/NDHDon/NBan")
+    item = root.find("DLHDon/NDHDon/DSHHDVu/HHDVu")
+    assert data is not None and seller is not None and item is not None
+    etree.SubElement(seller, "SDThoai").text = "19001288"
+    other = etree.SubElement(data, "TTKhac")
+    field = etree.SubElement(other, "TTin")
+    for tag, text in (("TTruong", "Kỳ"), ("KDLieu", "string"), ("DLieu", "2026-11")):
+        etree.SubElement(field, tag).text = text
+    item.insert(2, etree.Element("MHHDVu"))
+    code = etree.Element("MCCQT", Id="cqt")
+    code.text = "00A1B2C3D4E5F6A7B8C9D0E1F2"
+    root.insert(1, code)
+    validate(root)
+    root.remove(code)
+    seller.remove(seller.find("MST"))  # type: ignore[arg-type]
+    with pytest.raises(InvoiceError, match="MST"):
+        validate(root)  # the seller's tax code is mandatory
