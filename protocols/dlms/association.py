@@ -9,6 +9,7 @@ security suite 0; ciphered associations use general-glo or service-specific glo 
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from collections.abc import Callable
@@ -212,7 +213,8 @@ class ClientAssociation:
             raise AssociationRejected(f"{self.where}: the meter refused the xDLMS context ({info!r})")
         if not isinstance(info, xdlms.InitiateResponse):
             raise ApduError(f"{self.where}: the AARE carries no initiate-response")
-        self.conformance = info.negotiated_conformance
+        # A copy: a parsed AARE may be shared (cached) by every session that received the same bytes.
+        self.conformance = copy.copy(info.negotiated_conformance)
         self.server_max_pdu = info.server_max_receive_pdu_size or 0xFFFF
         if self.ciphered and not self.meter_title:
             raise ApduError(f"{self.where}: a ciphered AARE must carry the meter's system title")

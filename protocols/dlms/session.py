@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import operator
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import compress
+from typing import TypeVar
 
 from core.clock import Clock
 from core.meter_url import MeterUrl
@@ -39,6 +42,7 @@ SHIFT_TIME_METHOD = 6
 MAX_SHIFT_S = 900
 MAX_INTERVAL_S = 3600  # longest capture period whose row differences are emitted as D=29 deltas
 PROCESS_COUNTERS = MemoryCounterStore()
+T = TypeVar("T")
 LIST_CHUNK = 24  # attributes per GET-WITH-LIST at most; fewer if the meter's PDU is small
 
 
@@ -156,6 +160,13 @@ def _scaled(value: axdr.DlmsValue, scaler: int, what: str) -> tuple[int, int]:
             hint="the meter reports more precision than the contract's scale range",
         )
     return number, exponent
+
+
+def _gather(values: list[T], indexes: list[int]) -> list[T]:
+    """values[i] for each i, in C (itemgetter) rather than a comprehension."""
+    if len(indexes) > 1:
+        return list(operator.itemgetter(*indexes)(values))
+    return [values[i] for i in indexes]
 
 
 def _difference(before: int, before_scale: int, after: int, after_scale: int) -> tuple[int, int]:
@@ -441,12 +452,13 @@ class DlmsSession:
         ]
         # Rows in the range asked for; the row before the range only serves the first delta.
         picked = [i for i, ts in enumerate(times) if start <= ts <= end]
-        picked_times = [times[i] for i in picked]
-        picked_status = [row_status[i] for i in picked]
+        picked_times = _gather(times, picked)
+        picked_status = _gather(row_status, picked)
         # Delta rows: the interval (ts - period, ts] lies inside the range and the previous row
         # is exactly one period earlier (no delta is invented across a gap).
         first = start + lead
         steps = [i for i in picked if i > 0 and times[i] - times[i - 1] == lead and times[i] >= first]
+        before = [i - 1 for i in steps]
         readings: list[Reading] = []
         for index, column in value_columns:
             scaler, unit = self._scalers[column.obis]
@@ -463,8 +475,8 @@ class DlmsSession:
                 meter_id=self.meter_id,
                 quantity=column.obis,
                 ts=picked_times,
-                values=[numbers[i] for i in picked],
-                scale=scales if isinstance(scales, int) else [scales[i] for i in picked],
+                values=_gather(numbers, picked),
+                scale=scales if isinstance(scales, int) else _gather(scales, picked),
                 unit=unit,
                 status=picked_status,
                 source=self.source,
@@ -475,26 +487,27 @@ class DlmsSession:
             # period, so daily or monthly differences would read as 15-minute energy downstream.
             if not (code.d == 8 and 0 < period <= MAX_INTERVAL_S):
                 continue
-            # A register that rolls over (or was reset) gives no negative delta.
             if isinstance(scales, int):
-                deltas = [i for i in steps if numbers[i] >= numbers[i - 1]]
-                delta_values = [numbers[i] - numbers[i - 1] for i in deltas]
+                differences = list(map(operator.sub, _gather(numbers, steps), _gather(numbers, before)))
                 delta_scales: int | list[int] = scales
             else:  # float cells: both rows brought to the finer scale first, exactly
-                aligned = {
-                    i: _difference(numbers[i - 1], scales[i - 1], numbers[i], scales[i]) for i in steps
-                }
-                deltas = [i for i in steps if aligned[i][0] >= 0]
-                delta_values = [aligned[i][0] for i in deltas]
-                delta_scales = [aligned[i][1] for i in deltas]
+                aligned = [_difference(numbers[i - 1], scales[i - 1], numbers[i], scales[i]) for i in steps]
+                differences = [value for value, _ in aligned]
+                delta_scales = [scale for _, scale in aligned]
+            deltas = steps
+            if differences and min(differences) < 0:  # a register that rolled over (or was reset)
+                keep = [difference >= 0 for difference in differences]
+                deltas, differences = list(compress(steps, keep)), list(compress(differences, keep))
+                if not isinstance(delta_scales, int):
+                    delta_scales = list(compress(delta_scales, keep))
             readings += column_readings(
                 meter_id=self.meter_id,
                 quantity=str(Obis(code.a, code.b, code.c, 29, code.e, code.f)),
-                ts=[times[i] for i in deltas],
-                values=delta_values,
+                ts=_gather(times, deltas),
+                values=differences,
                 scale=delta_scales,
                 unit=unit,
-                status=[row_status[i] for i in deltas],
+                status=_gather(row_status, deltas),
                 source=self.source,
                 read_at=read_at,
             )
