@@ -21,20 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.clock import Clock, SystemClock
 from core.config import HeadendSettings
 from core.errors import AmrError
-from core.reading import Reading, to_frame
+from core.reading import Reading
 from core.state import StateStore
 from core.timezones import local_date, local_midnight_utc
 from headend import clocksync, commlog, health, landings, watermarks, wire
 from headend.clocksync import ClockAction, ClockEvent, ClockPolicy
 from headend.commlog import Attempt
 from headend.dlms_session import counter_store
+from headend.frames import landing_frame
 from headend.keystore import KeyStore
 from headend.limits import SCHEDULED, Limiter, PollLimits
 from headend.policy import BreakerPolicy, RetryPolicy, error_class, retryable
@@ -305,8 +305,7 @@ class _Round:
     # -- landing -----------------------------------------------------------------------
 
     def _land(self, jobs: list[_Job]) -> None:
-        readings = [r for job in jobs for r in job.readings]
-        frame = to_frame(readings).with_columns(source=pl.lit(self.round_id))
+        frame = landing_frame([r for job in jobs for r in job.readings], self.round_id)
         marks: dict[WatermarkKey, dt.datetime] = {}
         for job in jobs:
             marks.update(job.marks)
