@@ -144,7 +144,7 @@ def _theirs_invoke(invoke_id: int) -> xdlms.InvokeIdAndPriority:
     return xdlms.InvokeIdAndPriority(invoke_id=invoke_id, confirmed=True, high_priority=True)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(refs, st.integers(0, 15), st.integers(0, 2**32 - 1))
 def test_requests_are_byte_for_byte_dlms_cosems(ref: AttributeRef, invoke: int, block: int) -> None:
     # Our requests are encoded by hand from cached descriptors; dlms-cosem's classes are the reference.
@@ -160,7 +160,7 @@ def test_requests_are_byte_for_byte_dlms_cosems(ref: AttributeRef, invoke: int, 
     assert apdu.set_request(ref, b"\x11\x05", invoke) == bytes(setting.to_bytes())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(refs, min_size=2, max_size=24), st.integers(0, 15))
 def test_get_with_list_is_dlms_cosems(many: list[AttributeRef], invoke: int) -> None:
     items = [cosem.CosemAttributeWithSelection(attribute=r.to_cosem(), access_selection=None) for r in many]

@@ -126,11 +126,11 @@ cells = st.one_of(
 
 
 tables = st.integers(1, 5).flatmap(
-    lambda w: st.tuples(st.just(w), st.lists(st.lists(cells, min_size=w, max_size=w), max_size=12))
+    lambda w: st.tuples(st.just(w), st.lists(st.lists(cells, min_size=w, max_size=w), max_size=8))
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(tables, st.booleans())
 def test_uniform_rows_decode_as_cell_by_cell(shape: tuple[int, list[list[bytes]]], alike: bool) -> None:
     width, table = shape

@@ -128,8 +128,8 @@ def _crc_bitwise(data: bytes) -> int:
     return crc ^ 0xFFFF
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300))
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
 def test_crc_equals_its_bitwise_definition(data: bytes) -> None:
     assert hdlc.crc16(data) == _crc_bitwise(data)
     assert hdlc.crc16(bytearray(data)) == hdlc.crc16(memoryview(data)) == _crc_bitwise(data)

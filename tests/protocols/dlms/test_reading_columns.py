@@ -16,7 +16,7 @@ times = st.datetimes(
     min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2090, 1, 1), timezones=st.just(dt.UTC)
 )
 Rows = list[tuple[dt.datetime, int, int]]
-rows = st.lists(st.tuples(times, st.integers(-(2**63), 2**63 - 1), st.integers(0, 255)), max_size=40)
+rows = st.lists(st.tuples(times, st.integers(-(2**63), 2**63 - 1), st.integers(0, 255)), max_size=20)
 
 
 def _one_by_one(data: Rows, scale: int, quantity: str) -> list[Reading]:
@@ -55,7 +55,7 @@ def test_the_fast_path_is_in_use() -> None:
     assert reading_columns._SETTERS is not None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(rows, st.integers(-9, 9))
 def test_columns_equal_readings_built_one_by_one(data: Rows, scale: int) -> None:
     built = _columns(data, scale, "1.0.1.8.0.255")

@@ -44,7 +44,7 @@ def test_any_bytes_parse_or_raise_remote_error(data: bytes) -> None:
         WrapperDecoder().feed(data)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=300)), max_size=6),
     st.lists(st.integers(1, 400), max_size=8),
