@@ -660,9 +660,12 @@ async def open_session(
     if url.protocol != "dlms":
         raise DlmsLocalError(f"{url} is not a DLMS meter URL")
     settings = DlmsMeterSettings.for_url(url, settings)
-    where = f"meter {url}"
+    address = str(url)  # spelled once: MeterUrl builds its text anew each time
+    where = f"meter {address}"
     association = _association_for(url, settings, secrets, counters, where)
-    transport = await open_transport(url, timeout=timeout, hdlc_max_info=settings.hdlc_max_info)
+    transport = await open_transport(
+        url, timeout=timeout, hdlc_max_info=settings.hdlc_max_info, where=address
+    )
     session = DlmsSession(
         transport,
         association,

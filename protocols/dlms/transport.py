@@ -160,8 +160,11 @@ def hdlc_addresses(url: MeterUrl) -> tuple[hdlc.HdlcAddress, hdlc.HdlcAddress]:
     return hdlc.HdlcAddress(url.int_param("client", 16), None, 1), server
 
 
-async def open_transport(url: MeterUrl, *, timeout: float, hdlc_max_info: int = 128) -> Transport:
-    where = str(url)
+async def open_transport(
+    url: MeterUrl, *, timeout: float, hdlc_max_info: int = 128, where: str | None = None
+) -> Transport:
+    """Connect to the meter at `url`; `where` names it in errors (default: the URL)."""
+    where = where or str(url)
     feed: Callable[[bytes], list[Any]] = (
         WrapperDecoder().feed if url.scheme == "dlms+tcp" else hdlc.HdlcDecoder().feed
     )
