@@ -28,17 +28,23 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.clock import VirtualClock  # noqa: E402
 from core.config import HeadendSettings  # noqa: E402
+from core.landing import list_batches  # noqa: E402
 from core.meter_url import MeterUrl  # noqa: E402
+from core.reading import Reading, from_frame  # noqa: E402
 from core.state import StateStore  # noqa: E402
 from headend.poll import PollOptions, poll_meters  # noqa: E402
 from headend.registry import Meter, import_fleet, list_meters  # noqa: E402
+from headend.sessions import CLOCK, PROFILES, REGISTERS, MeterSession  # noqa: E402
 
 DLMS_SIM = textwrap.dedent("""
     import asyncio, sys
@@ -100,15 +106,70 @@ def start_simulators(
     return procs, files
 
 
-def register(work: Path, files: list[Path]) -> tuple[StateStore, list[Meter]]:
+def register(work: Path, files: list[Path], *, rewrite: bool = True) -> tuple[StateStore, list[Meter]]:
     state = StateStore.open(work / "data")
     for path in files:
-        text = path.read_text().replace("registers,profile,clock", "profile,registers")
-        path.write_text(text)
+        if rewrite:
+            path.write_text(path.read_text().replace("registers,profile,clock", "profile,registers"))
         report = import_fleet(state, path, buckets=16)
         if not report.applied:
             raise SystemExit(f"{path}: {report.errors[:3]}")
     return state, list_meters(state)
+
+
+# -- the head-end alone: the same readings handed back without protocol or sockets -----------
+
+class ReplaySession:
+    """A meter session that returns the readings the real run landed for this meter."""
+
+    def __init__(self, meter: Meter, rows: list[Reading], now: dt.datetime) -> None:
+        self.capabilities = (frozenset({CLOCK, PROFILES, REGISTERS}) if meter.protocol == "dlms"
+                             else frozenset({REGISTERS}))
+        self.profile = [r for r in rows if not r.snapshot]
+        self.registers = [r for r in rows if r.snapshot]
+        self.now = now
+
+    async def read_clock(self) -> dt.datetime:
+        return self.now
+
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+        return [r for r in self.profile if start <= r.ts <= end]
+
+    async def read_registers(self) -> list[Reading]:
+        return self.registers
+
+    async def read_events(self, since: dt.datetime) -> list[Reading]:
+        return []
+
+    async def shift_time(self, seconds: int) -> None:
+        """The replayed clock is never off."""
+
+    async def set_clock(self, when: dt.datetime) -> None:
+        """The replayed clock is never off."""
+
+
+class ReplayConnector:
+    def __init__(self, readings: dict[str, list[Reading]], now: dt.datetime) -> None:
+        self.readings, self.now = readings, now
+
+    @asynccontextmanager
+    async def session(self, meter: Meter, *, timeout: float, source: str) -> AsyncIterator[MeterSession]:
+        yield ReplaySession(meter, self.readings.get(meter.meter_id, []), self.now)
+
+
+def head_end_alone(work: Path, files: list[Path], data_dir: Path, since: dt.datetime, now: dt.datetime,
+                   settings: HeadendSettings) -> tuple[float, int, int]:
+    """CPU seconds of the same round with every session replaying what the real one landed."""
+    readings: dict[str, list[Reading]] = {}
+    for batch in list_batches(data_dir):
+        for reading in from_frame(batch.read()):
+            readings.setdefault(reading.meter_id, []).append(reading)
+    state, meters = register(work / "replay", files, rewrite=False)
+    cpu = cpu_seconds()
+    report = asyncio.run(poll_meters(state, work / "replay" / "data", meters, settings=settings, since=since,
+                                     clock=VirtualClock(now), connector=ReplayConnector(readings, now),
+                                     options=PollOptions(kind="benchmark")))
+    return cpu_seconds() - cpu, report.ok, report.readings
 
 
 # -- the baseline: stock blocking clients in a thread pool ------------------------------------
@@ -228,6 +289,10 @@ def main() -> None:
                 print(f"  failures: {dict(list(report.failures.items())[:5])}")
             projected = used / len(meters) * 2_800_000 / 3600
             print(f"projection: 2.8 M meter-days need {projected:.2f} head-end CPU-hours (goal < 1.6)")
+            alone, alone_ok, alone_rows = head_end_alone(work, files, work / "data", since, now, settings)
+            print(f"head-end alone (same readings replayed, no protocol, no sockets): {alone_ok} ok, "
+                  f"{alone_rows} readings, CPU {alone * 1000 / len(meters):.2f} ms/meter; so the protocol "
+                  f"layers and sockets take {(used - alone) * 1000 / len(meters):.2f} ms/meter")
             if not args.no_baseline:
                 b_wall, b_cpu, b_ok = run_baseline(meters, since, args.threads)
                 print(f"baseline:  {b_ok}/{len(meters)} ok, wall {b_wall:.2f} s, "
