@@ -19,7 +19,9 @@ from protocols.modbus.maps import RegisterEntry
 
 _FIELDS = ("meter_id", "quantity", "ts", "value", "scale", "unit", "status", "snapshot", "source", "read_at")
 if tuple(Reading.__slots__) != _FIELDS:  # a changed contract must not be filled half-right
-    raise ImportError(f"core.reading.Reading's fields are {Reading.__slots__}, this module fills {_FIELDS}")
+    raise ContractError(f"core.reading.Reading's fields are {Reading.__slots__}; "
+                        f"protocols/modbus/snapshots.py fills {_FIELDS}",
+                        hint="fill the new fields in snapshot_readings, as Reading(...) would")
 _new = object.__new__
 (_meter_id, _quantity, _ts, _value, _scale, _unit, _status, _snapshot, _source, _read_at) = (
     getattr(Reading, name).__set__ for name in _FIELDS
