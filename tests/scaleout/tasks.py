@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,20 @@ def run_then_die_once(func: Callable[[Any], Any], marker: str, item: Any) -> Any
     os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable")
+
+
+def run_killed_midway_once(func: Callable[[Any], Any], marker: str, after_s: float, item: Any) -> Any:
+    """Run a real task, and (the first time any task gets here) kill this worker `after_s`
+    seconds into it, whatever it is doing then: sessions open, batches half-written."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return func(item)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    timer = threading.Timer(after_s, os.kill, (os.getpid(), signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
+    result = func(item)
+    Path(marker + ".finished").touch()  # the kill came too late: the test must say so
+    return result
