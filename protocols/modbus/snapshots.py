@@ -4,7 +4,7 @@
 int64), which costs more than decoding the value. Here each check is made where the data came
 in, once: the map's validation canonicalised every entry's quantity and bounded its scale, the
 decoder refused values outside int64, and `snapshot_readings` checks the meter id and converts
-the read time to UTC once per read. The rows are then filled slot by slot, and are equal to
+the read time to UTC once per read. The rows are then built with `Reading.prechecked`, and are equal to
 what `Reading(...)` would build (tests/protocols/modbus/test_snapshots.py checks it).
 """
 
@@ -16,16 +16,6 @@ from collections.abc import Iterable
 from core.errors import ContractError
 from core.reading import Reading
 from protocols.modbus.maps import RegisterEntry
-
-_FIELDS = ("meter_id", "quantity", "ts", "value", "scale", "unit", "status", "snapshot", "source", "read_at")
-if tuple(Reading.__slots__) != _FIELDS:  # a changed contract must not be filled half-right
-    raise ContractError(f"core.reading.Reading's fields are {Reading.__slots__}; "
-                        f"protocols/modbus/snapshots.py fills {_FIELDS}",
-                        hint="fill the new fields in snapshot_readings, as Reading(...) would")
-_new = object.__new__
-(_meter_id, _quantity, _ts, _value, _scale, _unit, _status, _snapshot, _source, _read_at) = (
-    getattr(Reading, name).__set__ for name in _FIELDS
-)
 
 
 def snapshot_readings(
@@ -40,16 +30,5 @@ def snapshot_readings(
     readings = []
     for entry, value in values:
         quantity, scale, unit = entry.reading_fields
-        reading = _new(Reading)
-        _meter_id(reading, meter_id)
-        _quantity(reading, quantity)
-        _ts(reading, ts)
-        _value(reading, value)
-        _scale(reading, scale)
-        _unit(reading, unit)
-        _status(reading, 0)
-        _snapshot(reading, True)
-        _source(reading, source)
-        _read_at(reading, ts)
-        readings.append(reading)
+        readings.append(Reading.prechecked(meter_id, quantity, ts, value, scale, unit, 0, True, source, ts))
     return readings

@@ -70,3 +70,20 @@ def test_conform_refuses_nulls_in_required_columns() -> None:
 def test_conform_casts_compatible_integer_types() -> None:
     frame = to_frame([reading()]).with_columns(pl.col("scale").cast(pl.Int64))
     assert conform(frame, origin="x").schema["scale"] == pl.Int8
+
+
+@given(
+    st.text(min_size=1, max_size=12),
+    st.sampled_from(["1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.1.8.3.255"]),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-9, 9),
+    st.booleans(),
+)
+def test_prechecked_equals_the_checking_constructor(
+    meter_id: str, quantity: str, ts: dt.datetime, value: int, scale: int, snapshot: bool
+) -> None:
+    fields = (meter_id, quantity, ts, value, scale, "kWh", 3, snapshot, "src", ts)
+    fast = Reading.prechecked(*fields)
+    assert fast == Reading(*fields)
+    assert fast.to_json() == Reading(*fields).to_json()
