@@ -87,7 +87,14 @@ def _decode(data: bytes, pos: int, depth: int) -> tuple[DlmsValue, int]:
                 f"claims {count} elements, more than the bytes left"
             )
         items: list[DlmsValue] = []
+        end = len(data)
         for _ in range(count):
+            # Scalar elements (a scaler_unit, a capture object's ids) inline, without recursing.
+            entry = _FIXED.get(data[pos]) if pos < end else None
+            if entry is not None and pos + 1 + entry[0] <= end:
+                items.append(entry[1].unpack_from(data, pos + 1)[0])
+                pos += 1 + entry[0]
+                continue
             item, pos = _decode(data, pos, depth + 1)
             items.append(item)
         return items, pos
