@@ -2,50 +2,29 @@
 but time, value and status, so the contract's checks run once per column instead of once
 per row.
 
-`Reading.__post_init__` checks and normalises every field of every row (about 5 us each);
-here the same checks run on whole columns (one meter, one quantity, one scale, times that
-are already UTC, values in int64), and the rows are then filled slot by slot with C-level
-`map` passes. If `Reading`'s fields ever differ from the ones this module knows, it falls
-back to the ordinary constructor, so a new field can never be left unset.
+`Reading.__post_init__` checks and normalises every field of every row (about 5 us each).
+Here the same checks run on whole columns (one meter, one canonical quantity, scales in
+range, times already UTC, plain int values inside int64), and the rows are then made by
+core's `Reading.prechecked`, which fills the slots without checking again (about 1.5 us).
+A column that fails a check goes through the ordinary constructor, whose error names the
+offending row exactly.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
 
 from core.obis import canonical
 from core.reading import SCALE_RANGE, Reading
 
-_FIELDS = ("meter_id", "quantity", "ts", "value", "scale", "unit", "status", "snapshot", "source", "read_at")
 _INT64 = (-(2**63), 2**63 - 1)
 _TZINFO = attrgetter("tzinfo")
 
 
-def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
-    """The slot descriptors' setters, in _FIELDS order, if Reading is still the slotted
-    dataclass of exactly these fields; None otherwise (then the constructor is used)."""
-    if tuple(f.name for f in dataclasses.fields(Reading)) != _FIELDS:
-        return None
-    setters = []
-    for name in _FIELDS:
-        slot = Reading.__dict__.get(name)
-        setter = getattr(slot, "__set__", None)
-        if setter is None or type(slot).__name__ != "member_descriptor":
-            return None
-        setters.append(setter)
-    return tuple(setters)
-
-
-_SETTERS = _slot_setters()
-
-
-def _fast_path_allowed(
+def _checked(
     meter_id: str,
     quantity: str,
     ts: Sequence[dt.datetime],
@@ -53,16 +32,14 @@ def _fast_path_allowed(
     scale: int | Sequence[int],
     read_at: dt.datetime,
 ) -> bool:
-    """The contract's checks on a whole column; False sends the column through the constructor,
-    whose error then names the offending row exactly."""
-    if _SETTERS is None or not meter_id or not ts or read_at.tzinfo is not dt.UTC:
+    """The contract's checks on a whole column, in C where it can (map, set, min, max)."""
+    if not meter_id or not ts or read_at.tzinfo is not dt.UTC:
         return False
     scales = (scale,) if isinstance(scale, int) else scale
     if min(scales) < SCALE_RANGE[0] or max(scales) > SCALE_RANGE[1]:
         return False
     if quantity != canonical(quantity):
         return False
-    # Whole-column checks in C: every value a plain int inside int64, every time in UTC.
     if set(map(type, values)) != {int} or min(values) < _INT64[0] or max(values) > _INT64[1]:
         return False
     return set(map(_TZINFO, ts)) == {dt.UTC}
@@ -86,7 +63,7 @@ def column_readings(
     scales = repeat(scale, len(values)) if isinstance(scale, int) else scale
     if not len(ts) == len(values) == len(status) == (len(values) if isinstance(scale, int) else len(scale)):
         raise ValueError(f"column {quantity}: {len(ts)} times, {len(values)} values, {len(status)} statuses")
-    if not _fast_path_allowed(meter_id, quantity, ts, values, scale, read_at):
+    if not _checked(meter_id, quantity, ts, values, scale, read_at):
         return [
             Reading(
                 meter_id=meter_id,
@@ -102,21 +79,8 @@ def column_readings(
             )
             for when, value, row_scale, bits in zip(ts, values, scales, status, strict=True)
         ]
-    assert _SETTERS is not None
-    count = len(values)
-    rows: list[Reading] = list(map(object.__new__, repeat(Reading, count)))  # type: ignore[call-overload]
-    columns: tuple[Any, ...] = (
-        repeat(meter_id),
-        repeat(quantity),
-        ts,
-        values,
-        repeat(scale) if isinstance(scale, int) else scale,
-        repeat(unit),
-        status,
-        repeat(snapshot),
-        repeat(source),
-        repeat(read_at),
-    )
-    for setter, column in zip(_SETTERS, columns, strict=True):
-        deque(map(setter, rows, column), maxlen=0)
-    return rows
+    prechecked = Reading.prechecked
+    return [
+        prechecked(meter_id, quantity, when, value, row_scale, unit, bits, snapshot, source, read_at)
+        for when, value, row_scale, bits in zip(ts, values, scales, status, strict=True)
+    ]

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from core.errors import ContractError
 from core.reading import Reading
-from protocols.dlms import reading_columns
 from protocols.dlms.reading_columns import column_readings
 
 READ_AT = dt.datetime(2026, 3, 10, 5, 0, tzinfo=dt.UTC)
@@ -48,11 +47,6 @@ def _columns(data: Rows, scale: int | list[int], quantity: str) -> list[Reading]
         source="poll-1",
         read_at=READ_AT,
     )
-
-
-def test_the_fast_path_is_in_use() -> None:
-    # If Reading's fields change, the module falls back to the constructor; this says it has not.
-    assert reading_columns._SETTERS is not None
 
 
 @settings(max_examples=50, deadline=None)
