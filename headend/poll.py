@@ -425,27 +425,30 @@ async def poll_meters(
             continue
         jobs.append(_Job(meter))
     tasks = [asyncio.create_task(_guarded(run, job)) for job in jobs]
+    # One waiter for all the meters (waiting on the pending set again after each completion
+    # would cost the whole set per meter: quadratic in the round's size).
+    everything = asyncio.gather(*tasks, return_exceptions=True)
     stop_wait = asyncio.create_task(stop.wait())
     try:
-        pending: set[asyncio.Task[Any]] = set(tasks)
-        while pending:
-            _, pending = await asyncio.wait(pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            pending.discard(stop_wait)
-            if stop.is_set():
-                run.report.stopped = True
-                grace = settings.session_timeout_s if options.stop_grace_s is None else options.stop_grace_s
-                if pending:
-                    _, late = await asyncio.wait(pending, timeout=grace)
-                    for task in late:
-                        task.cancel()
-                    await asyncio.gather(*late, return_exceptions=True)
-                break
+        waiters: set[asyncio.Future[Any]] = {everything, stop_wait}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            run.report.stopped = True
+            grace = settings.session_timeout_s if options.stop_grace_s is None else options.stop_grace_s
+            pending = {task for task in tasks if not task.done()}
+            if pending:
+                _, late = await asyncio.wait(pending, timeout=grace)
+                for task in late:
+                    task.cancel()
+            await everything
         for task in tasks:
             failure = task.exception() if task.done() and not task.cancelled() else None
             if failure is not None:
                 raise failure
     finally:
         stop_wait.cancel()
+        if not everything.done():
+            everything.cancel()  # this round was cancelled itself: so are its meters
         await run.flush(in_thread=True)
         run.report.not_started = sum(1 for job in jobs if not job.attempts)
         await asyncio.to_thread(run.finish)
