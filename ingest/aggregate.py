@@ -118,8 +118,15 @@ def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> 
     ).with_columns(minute_of_day(pl.col("ts") - cfg.interval))
     rows = rows.join(tou, on="minute", how="left")
     mwh = pl.col("mwh")
+    # intervals in a suspect zero run (a day finding too); frames without flags have none
+    zero_run = (
+        pl.col("flags").str.contains(str(Reason.ZERO_RUN), literal=True).fill_null(False)
+        if "flags" in readings.collect_schema()
+        else pl.lit(False)
+    )
     return rows.group_by("meter_key", _unknown_id()).agg(
         pl.col("meter_id").first(),
+        zero_slots=zero_run.sum().cast(pl.Int64),
         total_mwh=mwh.sum(),
         off_mwh=mwh.filter(pl.col("tou") == "offpeak").sum(),
         normal_mwh=mwh.filter(pl.col("tou") == "normal").sum(),
@@ -216,7 +223,7 @@ def findings(
     complete: bool,
     cfg: VeeConfig,
 ) -> pl.LazyFrame:
-    """Day-level findings: gap, sum_check, high_usage, low_usage."""
+    """Day-level findings: gap, zero_run, sum_check, high_usage, low_usage."""
     keyed = meters.select("meter_key", "meter_id")
     gap = intervals.filter(pl.col("est_slots") > 0).select(
         "meter_key",
@@ -224,6 +231,14 @@ def findings(
         rule=pl.lit(str(Reason.GAP)),
         value=pl.col("est_slots").cast(pl.Int64),
         limit=pl.lit(0, pl.Int64),
+    )
+    # the intervals of the day in a suspect zero run (value), against the run length allowed
+    zeros = intervals.filter(pl.col("zero_slots") > 0).select(
+        "meter_key",
+        "meter_id",
+        rule=pl.lit(str(Reason.ZERO_RUN)),
+        value=pl.col("zero_slots"),
+        limit=pl.lit(cfg.zero_run_minutes // cfg.interval_minutes, pl.Int64),
     )
     tol_num, tol_den = _ratio(cfg.sum_check_tolerance)
     off = (pl.col("total_mwh") - pl.col("advance_mwh")).abs()
@@ -239,7 +254,7 @@ def findings(
             limit=pl.col("advance_mwh") // 1000,
         )
     )
-    parts = [gap, sums]
+    parts = [gap, zeros, sums]
     if complete:
         hist = (
             history.filter(pl.col("date") < day)

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     ROLLOVER = "rollover"  # register wrapped at its capacity; unwrapped in aggregates
     ACCEPTED = "accepted"  # staff accepted it in review
     EDITED = "edited"  # staff edited its value in review
+    DAY_REJECTED = "day_rejected"  # staff rejected (or re-stated) the meter's whole day in review
 
 
 QUARANTINE = frozenset(
@@ -64,6 +65,9 @@ SUSPECT = frozenset(
         Reason.GAP,
     }
 )
+# Day findings: rules that judge a whole meter-day (the `findings` table); each is queued for
+# review per meter and day.
+DAY_RULES = frozenset({Reason.SUM_CHECK, Reason.ZERO_RUN, Reason.HIGH_USAGE, Reason.LOW_USAGE, Reason.GAP})
 
 # Row states in the readings table.
 VALID = "valid"

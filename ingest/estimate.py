@@ -30,6 +30,7 @@ SERIES = ["meter_key", "qcode"]  # a series' integer key (`qcode` stands for the
 INTERPOLATION = "interpolation"
 LIKE_DAY = "like_day"
 OUTAGE = "outage"
+DAY_EDIT = "day_edit"
 
 
 def day_type(day: dt.date) -> int:
@@ -103,6 +104,7 @@ def estimate(
     cfg: VeeConfig,
     now: dt.datetime,
     expected: pl.LazyFrame | None = None,
+    fill: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, qcode, ts,
     mwh, method).
@@ -110,6 +112,9 @@ def estimate(
     `like` holds the like days' readings (meter_key, quantity, ts, mwh, state).
 
     `registers` has (meter_key, advance_mwh): the import register's advance over the day.
+
+    `fill` names meters (meter_key) whose day was re-stated in review: a slot nothing else
+    estimates is 0 (method `day_edit`), so scaling spreads the stated energy over every slot.
     """
     step = cfg.interval
     readings = with_code(readings)
@@ -173,7 +178,15 @@ def estimate(
         .when(pl.col("like_mwh").is_not_null())
         .then(pl.lit(LIKE_DAY))
         .otherwise(pl.lit(INTERPOLATION)),
-    ).filter(pl.col("mwh").is_not_null())
+    )
+    if fill is not None:
+        filled = gaps.join(fill.select("meter_key", _fill=pl.lit(True)), on="meter_key", how="left")
+        blank = pl.col("_fill").fill_null(False) & pl.col("mwh").is_null()
+        gaps = filled.with_columns(
+            mwh=pl.when(blank).then(pl.lit(0, pl.Int64)).otherwise(pl.col("mwh")),
+            method=pl.when(blank).then(pl.lit(DAY_EDIT)).otherwise(pl.col("method")),
+        ).drop("_fill")
+    gaps = gaps.filter(pl.col("mwh").is_not_null())
     return scale_to_registers(gaps, valid, registers)
 
 

@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from core.buckets import bucket_of
 from core.config import Settings
 from core.measurements import MeasurementStore
+from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.reading import format_decimal
 from core.state import StateStore
 from core.tables import DAILY, DAILY_SCHEMA
-from core.timezones import local_date
+from core.timezones import local_date, local_midnight_utc
 from ingest import aggregate
 from ingest.accounting import IngestReport
 from ingest.codes import QUARANTINED, SUSPECT, VALID
@@ -313,6 +314,142 @@ def decide(
     partitions = [(d, bucket) for d in days if table.files(date=d, bucket=bucket)]
     done = reaggregate(data_dir, state, partitions, settings=settings, now=now)
     return Decision(meter_id, quantity, when, action, before, after, done)
+
+
+def day_review_queue(
+    data_dir: Path, state: StateStore, *, date: dt.date | None = None, limit: int = 100
+) -> pl.DataFrame:
+    """Day findings (sum check, zero runs, high or low usage, gaps) not yet decided, oldest
+    first: (meter_id, date, rule, value, limit). An accept settles its rule of that meter-day;
+    a reject or an edit settles the whole meter-day (its re-estimated day finds new gaps)."""
+    found = MeasurementStore(data_dir).table(FINDINGS).scan(FINDINGS_SCHEMA, date=date)
+    with state.read() as conn:
+        rows = conn.execute(
+            sa.text("SELECT meter_id, local_date, rule, action FROM ingest_day_decisions")
+        ).all()
+    decided = pl.DataFrame(
+        [(m, dt.date.fromisoformat(str(d)[:10]), r, a) for m, d, r, a in rows],
+        orient="row",
+        schema={"meter_id": pl.String(), "date": pl.Date(), "rule": pl.String(), "action": pl.String()},
+    ).lazy()
+    by_rule = decided.filter(pl.col("action") == "accept").select("meter_id", "date", "rule")
+    whole_day = decided.filter(pl.col("action") != "accept").select("meter_id", "date").unique()
+    return (
+        found.join(by_rule, on=["meter_id", "date", "rule"], how="anti")
+        .join(whole_day, on=["meter_id", "date"], how="anti")
+        .select("meter_id", "date", "rule", "value", "limit")
+        .sort("date", "meter_id", "rule")
+        .head(limit)
+        .collect()
+    )
+
+
+@dataclass(frozen=True)
+class DayDecision:
+    meter_id: str
+    date: dt.date
+    rule: str
+    action: str
+    before: str
+    after: str
+    reaggregated: IngestReport
+
+
+def decide_day(
+    data_dir: Path,
+    state: StateStore,
+    *,
+    settings: Settings,
+    meter_id: str,
+    date: dt.date,
+    rule: str,
+    action: str,
+    reason: str,
+    by: str,
+    energy_wh: str | None = None,
+    now: dt.datetime | None = None,
+) -> DayDecision:
+    """Decide a day finding of a meter: `accept` (the day is right as measured), `reject` (its
+    measured intervals are rejected and the day estimated again) or `edit` (the same, with the
+    estimates scaled to `energy_wh`, the day's energy in Wh, e.g. from a reading on site).
+    Audited (who, when, before, after); the day re-aggregated."""
+    if action not in ACTIONS:
+        raise ReviewError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    if not reason.strip() or not by.strip():
+        raise ReviewError("a decision needs a reason and who made it", hint="pass --reason and --by")
+    bucket = _bucket(state, meter_id, settings)
+    store = MeasurementStore(data_dir)
+    finding = (
+        store.table(FINDINGS)
+        .scan(FINDINGS_SCHEMA, date=date, bucket=bucket)
+        .filter((pl.col("meter_id") == meter_id) & (pl.col("rule") == rule))
+        .collect()
+    )
+    if finding.height != 1:
+        raise ReviewError(
+            f"meter {meter_id} has no {rule!r} finding on {date.isoformat()}",
+            hint="copy meter, date and rule from `amr quality review`",
+        )
+    day = (
+        store.table(DAILY)
+        .scan(DAILY_SCHEMA, month=date.strftime("%Y-%m"), bucket=bucket)
+        .filter((pl.col("meter_id") == meter_id) & (pl.col("date") == date))
+        .collect()
+    )
+    energy = f"{day.item(0, 'energy_wh')} Wh" if day.height else "no energy"
+    if action != "accept" and (not day.height or day.item(0, "basis") != "intervals"):
+        raise ReviewError(
+            f"meter {meter_id} on {date.isoformat()}: the day's energy does not come from intervals, "
+            f"so it cannot be {action}ed as a day",
+            hint="decide the register readings of the day instead (`amr quality decide`), or accept",
+        )
+    mwh: int | None = None
+    if action == "edit":
+        if energy_wh is None:
+            raise ReviewError(
+                "an edit of a day needs --energy-wh", hint="e.g. --energy-wh 8250 (the day's Wh)"
+            )
+        amount = _decimal(energy_wh) * 1000
+        if amount != amount.to_integral_value() or amount < 0:
+            raise ReviewError(
+                f"day energy {energy_wh} Wh is not a non-negative amount in whole mWh",
+                hint="give Wh with at most three decimals",
+            )
+        mwh = int(amount)
+    item = finding.row(0, named=True)
+    before = f"{rule} {item['value']} (limit {item['limit']}); day {energy}"
+    after = {"accept": "accepted", "reject": "rejected: day estimated again"}.get(action) or (
+        f"{Decimal(mwh or 0).scaleb(-3).normalize():f} Wh (edited)"
+    )
+    with state.transaction() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO ingest_day_decisions (meter_id, local_date, rule, action, energy_mwh, reason, "
+                "decided_by) VALUES (:m, :d, :rule, :a, :e, :r, :by)"
+            ),
+            {
+                "m": meter_id, "d": date.isoformat(), "rule": rule, "a": action, "e": mwh,
+                "r": reason, "by": by,
+            },
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO ingest_audit (meter_id, quantity, ts, rule, before_text, after_text, actor) "
+                "VALUES (:m, :q, :ts, :rule, :b, :a, :by) "
+                "ON CONFLICT (meter_id, quantity, ts, rule, before_text, after_text) DO NOTHING"
+            ),
+            {
+                "m": meter_id,
+                "q": ACTIVE_IMPORT_INTERVAL,
+                "ts": local_midnight_utc(date).isoformat(),
+                "rule": f"review-day:{action}:{rule}: {reason}",
+                "b": before,
+                "a": after,
+                "by": by,
+            },
+        )
+    done = reaggregate(data_dir, state, [(date, bucket)], settings=settings, now=now)
+    return DayDecision(meter_id, date, rule, action, before, after, done)
 
 
 def _decimal(text: str) -> Decimal:

@@ -63,7 +63,7 @@ from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
 from ingest.staging import PartitionKey, Staged, clear_staging, route, stage, staging_root
 from ingest.tou import Calendar, in_force, load_calendars
-from ingest.vee import DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
+from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
 DAY = dt.timedelta(days=1)
 GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one plan
@@ -159,6 +159,7 @@ class _Run:
     registry: pl.DataFrame
     calendars: list[Calendar]
     decisions: pl.DataFrame
+    day_decisions: pl.DataFrame  # meter-days rejected or edited in review (DAY_DECISIONS_SCHEMA)
     pending: dict[PartitionKey, Path] = field(default_factory=dict)  # written, not yet committed
     pending_names: dict[PartitionKey, str] = field(default_factory=dict)
     pending_rows: dict[PartitionKey, int] = field(default_factory=dict)
@@ -269,6 +270,24 @@ def _load_decisions(state: StateStore, days: set[dt.date]) -> pl.DataFrame:
     )
 
 
+def _load_day_decisions(state: StateStore, days: set[dt.date]) -> pl.DataFrame:
+    """The latest reject or edit per meter-day in review (an accept changes no data)."""
+    if not days:
+        return pl.DataFrame(schema=DAY_DECISIONS_SCHEMA)
+    query = sa.text(
+        "SELECT meter_id, local_date, action, energy_mwh FROM ingest_day_decisions "
+        "WHERE local_date >= :first AND local_date <= :last AND action IN ('reject', 'edit') ORDER BY id"
+    )
+    with state.read() as conn:
+        rows = conn.execute(query, {"first": min(days).isoformat(), "last": max(days).isoformat()}).all()
+    frame = pl.DataFrame(
+        [(m, dt.date.fromisoformat(str(d)[:10]), a, e) for m, d, a, e in rows],
+        orient="row",
+        schema=DAY_DECISIONS_SCHEMA,
+    )
+    return frame.unique(["meter_id", "date"], keep="last", maintain_order=True)
+
+
 def ingest_batches(
     data_dir: Path,
     state: StateStore,
@@ -307,6 +326,7 @@ def ingest_batches(
         registry=registry,
         calendars=load_calendars(),
         decisions=_load_decisions(state, {d for d, _ in touched}),
+        day_decisions=_load_day_decisions(state, {d for d, _ in touched}),
         buckets=settings.buckets,
     )
     own = executor is None
@@ -453,6 +473,7 @@ def _vee_group(
         history=run.daily_history(day, buckets),
         like=like,
         decisions=run.decisions.filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
+        day_decisions=run.day_decisions.filter(pl.col("date") == day),
     )
     vee = plan(inputs, run.cfg, run.now)
     readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)

@@ -20,7 +20,7 @@ from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.estimate import estimate
-from ingest.quantities import REGISTER, classify
+from ingest.quantities import INTERVAL, REGISTER, classify
 from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
 from ingest.validate import outage_windows, validate
 
@@ -40,6 +40,15 @@ DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "scale": pl.Int8(),
     "new_value": pl.Int64(),
 }
+# Review decisions on whole meter-days that change data (the latest reject or edit per meter
+# and day): its measured intervals are rejected and the day is estimated again, for an edit
+# scaled to the day's energy the staff gave.
+DAY_DECISIONS_SCHEMA: dict[str, pl.DataType] = {
+    "meter_id": pl.String(),
+    "date": pl.Date(),
+    "action": pl.String(),
+    "energy_mwh": pl.Int64(),
+}
 OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
     "batch": pl.Int32(),
     "outcome": pl.String(),
@@ -58,6 +67,7 @@ class VeeInputs:
     history: pl.LazyFrame  # daily rows of the bucket before the day
     like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
     decisions: pl.DataFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key (few)
+    day_decisions: pl.DataFrame | None = None  # rejected or edited meter-days (DAY_DECISIONS_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,21 @@ def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
     return joined.with_columns(state=state, flags=flags).drop("_action", "_dv", "_ds")
 
 
+def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
+    """The measured intervals of meter-days rejected (or re-stated) in review are rejected,
+    flagged `day_rejected`; `days` has the meters' keys."""
+    hit = (
+        checked.join(days.select("meter_key", _day=pl.lit(True)), on="meter_key", how="left")
+        .with_columns(_day=pl.col("_day").fill_null(False) & (pl.col("kind") == INTERVAL))
+    )
+    return hit.with_columns(
+        state=pl.when(pl.col("_day")).then(pl.lit(REJECTED)).otherwise(pl.col("state")),
+        flags=pl.when(pl.col("_day"))
+        .then(pl.concat_str([pl.col("flags"), pl.lit("," + Reason.DAY_REJECTED)]).str.strip_prefix(","))
+        .otherwise(pl.col("flags")),
+    ).drop("_day")
+
+
 def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     existing = inputs.existing.filter(pl.col("state") != ESTIMATED)
     old_estimates = inputs.existing.filter(pl.col("state") == ESTIMATED)
@@ -205,13 +230,32 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         reason=pl.when(pl.col("state") == VALID).then(None).otherwise(pl.col("reason")),
         flags=pl.col("flags").str.strip_prefix(","),
         method=pl.lit(None, pl.String),
-    ).cache()
+    )
+    # meter-days decided in review (few, known before the plan: without any, no join)
+    restated = None
+    if inputs.day_decisions is not None and inputs.day_decisions.height:
+        restated = inputs.day_decisions.lazy().join(
+            inputs.meters.select("meter_id", "meter_key"), on="meter_id"
+        ).select("meter_key", "action", "energy_mwh")
+        checked = reject_days(checked, restated)
+    checked = checked.cache()
     windows = outage_windows(rows)
     advance = advances(
         day_end_registers(inputs.previous, inputs.day - dt.timedelta(days=1), cfg),
         day_end_registers(checked, inputs.day, cfg),
         meters.select("meter_key", "capacity_mwh"),
     )
+    edits = None
+    if restated is not None:
+        # an edited day's energy stands in for the register's advance: estimates scale to it
+        edits = restated.filter(pl.col("action") == "edit")
+        advance = pl.concat(
+            [
+                advance.join(edits, on="meter_key", how="anti"),
+                edits.select("meter_key", advance_mwh="energy_mwh", estimated=pl.lit(False)),
+            ],
+            how="vertical_relaxed",
+        )
     # interval series the day before (measured or estimated) of meters still in service
     day_start = pl.lit(local_midnight_utc(inputs.day)).dt.cast_time_unit("us")
     expected = (
@@ -224,7 +268,8 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))
     )
     estimates = estimate(
-        checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now, expected=expected
+        checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now, expected=expected,
+        fill=None if edits is None else edits.select("meter_key"),
     )
     estimate_rows = estimates.select(
         "meter_key",

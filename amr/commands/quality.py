@@ -9,7 +9,7 @@ from rich.table import Table
 
 from amr.context import console, data_dir, handle_errors, print_json, settings, state
 from core.reading import format_decimal
-from ingest.quality import audit_trail, decide, report, review_queue, show
+from ingest.quality import audit_trail, day_review_queue, decide, decide_day, report, review_queue, show
 
 app = typer.Typer(no_args_is_help=True, help="Data quality: report by rule, show a meter, review queue.")
 
@@ -86,15 +86,17 @@ def review(
     limit: int = typer.Option(50, help="How many, oldest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The review queue: quarantined and suspect readings waiting for a decision.
+    """The review queue: quarantined and suspect readings, and day findings (sum check, zero
+    runs, high or low usage, gaps) of whole meter-days, waiting for a decision.
 
-    Decide each with `amr quality decide`.
+    Decide a reading with `amr quality decide`, a day with `amr quality decide-day`.
 
     Example: amr quality review --date 2026-11-10 --limit 20
     """
     frame = review_queue(data_dir(), state(), date=_date(date), limit=limit)
+    days = day_review_queue(data_dir(), state(), date=_date(date), limit=limit)
     if as_json:
-        print_json(frame.to_dicts())
+        print_json({"readings": frame.to_dicts(), "days": days.to_dicts()})
         return
     table = Table(title=f"review queue: {frame.height} shown")
     for column in ("meter_id", "quantity", "ts", "value", "unit", "state", "reason", "flags"):
@@ -104,6 +106,44 @@ def review(
         table.add_row(r["meter_id"], r["quantity"], r["ts"].isoformat(), value,
                       r["unit"], r["state"], r["reason"] or "", r["flags"] or "")
     console.print(table)
+    found = Table(title=f"day findings: {days.height} shown")
+    for column in ("meter_id", "date", "rule", "value", "limit"):
+        found.add_column(column)
+    for r in days.iter_rows(named=True):
+        found.add_row(r["meter_id"], r["date"].isoformat(), r["rule"], str(r["value"]), str(r["limit"]))
+    console.print(found)
+
+
+@app.command("decide-day")
+@handle_errors
+def decide_day_(
+    meter: str = typer.Argument(..., help="Meter id."),
+    date: str = typer.Option(..., help="The local day, YYYY-MM-DD (as the queue shows it)."),
+    rule: str = typer.Option(..., help="The day finding: sum_check, zero_run, high_usage, low_usage or gap."),
+    action: str = typer.Option(..., help="accept (right as measured), reject (estimate it again) or edit."),
+    reason: str = typer.Option(..., help="Why; kept in the audit trail."),
+    by: str = typer.Option(..., help="Who decides; kept in the audit trail."),
+    energy_wh: str | None = typer.Option(None, help="For edit: the day's energy in Wh (decimal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Accept, reject or edit a day finding of a meter; audited and the day re-aggregated.
+
+    Reject discards the day's measured intervals and estimates the day again; edit does the
+    same with the estimates scaled to the day's energy you give.
+
+    Example: amr quality decide-day M000123 --date 2026-11-10 --rule high_usage --action accept --reason "guests" --by lan
+    """  # noqa: E501
+    day = _date(date)
+    assert day is not None
+    done = decide_day(data_dir(), state(), settings=settings(), meter_id=meter, date=day, rule=rule,
+                      action=action, reason=reason, by=by, energy_wh=energy_wh)
+    if as_json:
+        print_json({"meter_id": done.meter_id, "date": done.date.isoformat(), "rule": done.rule,
+                    "action": done.action, "before": done.before, "after": done.after,
+                    "days_reaggregated": done.reaggregated.days_aggregated})
+        return
+    console.print(f"{done.meter_id} {done.date.isoformat()} {done.rule}: {done.before} -> {done.after}; "
+                  f"{done.reaggregated.days_aggregated} day(s) re-aggregated", highlight=False)
 
 
 @app.command("decide")

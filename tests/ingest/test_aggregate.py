@@ -63,7 +63,7 @@ def test_register_day_unwraps_a_rollover() -> None:
 
 def test_findings_sum_check_and_usage() -> None:
     intervals = pl.LazyFrame(
-        {"meter_key": [1], "meter_id": ["M1"], "total_mwh": [10_000_000], "est_slots": [0]}
+        {"meter_key": [1], "meter_id": ["M1"], "total_mwh": [10_000_000], "est_slots": [0], "zero_slots": [0]}
     )
     adv = pl.LazyFrame({"meter_key": [1], "advance_mwh": [12_000_000]})
     day_rows = pl.LazyFrame({"meter_id": ["M1"], "energy_wh": [10_000]})
@@ -77,3 +77,16 @@ def test_findings_sum_check_and_usage() -> None:
     found = aggregate.findings(intervals, adv, day_rows, history, METERS, day=DAY, complete=True, cfg=CFG)
     rules = dict(found.select("rule", "value").collect().iter_rows())
     assert rules == {"sum_check": 10_000, "high_usage": 10_000}
+
+
+def test_a_zero_run_is_a_day_finding_too() -> None:
+    flags = [",zero_run" if k < 60 else "" for k in range(96)]
+    readings = day_of_intervals(0).with_columns(flags=pl.Series(flags))
+    tou = in_force(load_calendars(), DAY).lookup(DAY)
+    intervals = aggregate.interval_days(readings, tou, CFG)
+    adv = pl.LazyFrame(schema={"meter_key": pl.Int64, "advance_mwh": pl.Int64})
+    empty = pl.LazyFrame(schema={"meter_id": pl.String, "date": pl.Date, "energy_wh": pl.Int64})
+    found = aggregate.findings(intervals, adv, empty, empty, METERS, day=DAY, complete=True, cfg=CFG)
+    assert found.select("meter_id", "rule", "value", "limit").collect().rows() == [
+        ("M1", "zero_run", 60, CFG.zero_run_minutes // CFG.interval_minutes)
+    ]

@@ -42,6 +42,15 @@ def test_run_report_show_and_log(data_dir: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 0 and json.loads(result.output)[0]["rows_in"] == 98
     result = runner.invoke(quality_commands.app, ["review"])
     assert result.exit_code == 0 and "review queue: 0 shown" in result.output
+    assert "day findings: 0 shown" in result.output
+    result = runner.invoke(quality_commands.app, ["review", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output) == {"readings": [], "days": []}
+    result = runner.invoke(
+        quality_commands.app,
+        ["decide-day", "M1", "--date", DAY.isoformat(), "--rule", "gap", "--action", "accept",
+         "--reason", "ok", "--by", "lan"],
+    )
+    assert result.exit_code == 1 and "no 'gap' finding" in result.output and "hint:" in result.output
 
 
 def test_a_refused_import_is_a_message_with_a_hint(

@@ -11,13 +11,23 @@ import pytest
 import sqlalchemy as sa
 
 from core.measurements import MeasurementStore
-from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.state import StateStore
-from core.tables import DAILY
+from core.tables import DAILY, INTERVALS
 from core.timezones import local_midnight_utc
 from ingest.errors import ReviewError
-from ingest.quality import decide, ingest_log, report, review_queue, rollup, show
+from ingest.quality import (
+    day_review_queue,
+    decide,
+    decide_day,
+    ingest_log,
+    report,
+    review_queue,
+    rollup,
+    show,
+)
 from ingest.run import run_ingest
+from ingest.schema import READINGS, READINGS_SCHEMA
 from tests.ingest.builders import AFTER, DAY, STEP, interval_day, land, register, settings_for
 
 SPIKE_TS = local_midnight_utc(DAY) + STEP * 30
@@ -186,3 +196,98 @@ def test_log_and_rollups(ingested: Path, state: StateStore) -> None:
     by_district = rollup(ingested, state, month=DAY.strftime("%Y-%m"), by="district")
     assert by_district.get_column("district").to_list() == ["PD01"]
     assert by_district.item(0, "energy_wh") == by_route.get_column("energy_wh").sum()
+
+
+# -- day findings in the review queue ------------------------------------------------------
+def _m1_daily(data_dir: Path) -> dict[str, object]:
+    daily = MeasurementStore(data_dir).table(DAILY).scan().filter(pl.col("meter_id") == "M1").collect()
+    return daily.filter(pl.col("date") == DAY).row(0, named=True)
+
+
+def _review_audit(state: StateStore) -> list[tuple[str, str, str, str]]:
+    with state.read() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT rule, before_text, after_text, actor FROM ingest_audit WHERE rule LIKE 'review-day:%'"
+            )
+        ).all()
+    return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+
+def _decide_m1_gap(data_dir: Path, state: StateStore, action: str, **kw: str) -> object:
+    return decide_day(
+        data_dir, state, settings=settings_for(data_dir), meter_id="M1", date=DAY, rule="gap",
+        action=action, reason="checked on site", by="lan", now=AFTER, **kw,
+    )
+
+
+def test_day_findings_are_queued_for_review(ingested: Path, state: StateStore) -> None:
+    # M1's quarantined spike left one slot estimated: a gap finding of its day, beside the reading
+    assert review_queue(ingested, state).height == 1
+    queue = day_review_queue(ingested, state)
+    assert queue.rows() == [("M1", DAY, "gap", 1, 0)]
+    assert day_review_queue(ingested, state, date=DAY - dt.timedelta(days=1)).height == 0
+
+
+def test_accepting_a_day_finding_leaves_the_data_and_is_audited(ingested: Path, state: StateStore) -> None:
+    before = _m1_daily(ingested)
+    done = _decide_m1_gap(ingested, state, "accept")
+    assert day_review_queue(ingested, state).height == 0
+    assert _m1_daily(ingested) == before
+    [(rule, was, now, actor)] = _review_audit(state)
+    assert rule == "review-day:accept:gap: checked on site" and actor == "lan"
+    assert was.startswith("gap 1 (limit 0); day ") and now == "accepted"
+    assert done.reaggregated.balanced  # type: ignore[attr-defined]
+
+
+def test_rejecting_a_day_discards_its_intervals_and_estimates_it_again(
+    ingested: Path, state: StateStore
+) -> None:
+    _decide_m1_gap(ingested, state, "reject")
+    readings = MeasurementStore(ingested).table(READINGS).scan(READINGS_SCHEMA, date=DAY).filter(
+        (pl.col("meter_id") == "M1") & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
+    ).collect()
+    measured = readings.filter(pl.col("state") != "estimated")
+    assert set(measured.get_column("state")) == {"rejected"}
+    assert all("day_rejected" in f for f in measured.get_column("flags"))
+    # nothing measured is left that day, no like days yet: the day's energy is the registers' advance
+    day = _m1_daily(ingested)
+    regs = MeasurementStore(ingested).table(READINGS).scan(READINGS_SCHEMA).filter(
+        (pl.col("meter_id") == "M1") & (pl.col("quantity") == ACTIVE_IMPORT_TOTAL)
+    ).sort("ts").collect().get_column("value")
+    assert day["basis"] == "registers" and day["energy_wh"] == regs[-1] - regs[0]
+    # the whole meter-day is settled; the audit says what was done
+    assert day_review_queue(ingested, state).height == 0
+    assert _review_audit(state)[0][2] == "rejected: day estimated again"
+    # a later run changes nothing (the decision is applied again, the same way)
+    run_ingest(ingested, state, settings=settings_for(ingested), now=AFTER)
+    assert _m1_daily(ingested) == day
+
+
+def test_editing_a_day_states_its_energy_exactly(ingested: Path, state: StateStore) -> None:
+    _decide_m1_gap(ingested, state, "edit", energy_wh="5000.5")
+    day = _m1_daily(ingested)
+    assert day["basis"] == "intervals" and day["energy_wh"] == 5000 and day["estimated_wh"] == 5000
+    assert day["offpeak_wh"] + day["normal_wh"] + day["peak_wh"] == 5000
+    estimates = MeasurementStore(ingested).table(READINGS).scan(READINGS_SCHEMA, date=DAY).filter(
+        (pl.col("meter_id") == "M1") & (pl.col("state") == "estimated")
+    ).collect()
+    assert estimates.height == 96 and estimates.get_column("mwh").sum() == 5_000_500
+    methods = {"interpolation+scaled", "like_day+scaled", "day_edit+scaled"}
+    assert set(estimates.get_column("method")) <= methods
+    published = MeasurementStore(ingested).table(INTERVALS).scan().filter(pl.col("meter_id") == "M1")
+    assert published.collect().get_column("energy_wh").sum() == 5000
+    assert _review_audit(state)[0][2] == "5000.5 Wh (edited)"
+
+
+def test_bad_day_decisions_are_refused(ingested: Path, state: StateStore) -> None:
+    with pytest.raises(ReviewError, match="no 'high_usage' finding"):
+        decide_day(
+            ingested, state, settings=settings_for(ingested), meter_id="M1", date=DAY, rule="high_usage",
+            action="accept", reason="x", by="lan",
+        )
+    with pytest.raises(ReviewError, match="needs --energy-wh"):
+        _decide_m1_gap(ingested, state, "edit")
+    with pytest.raises(ReviewError, match="whole mWh"):
+        _decide_m1_gap(ingested, state, "edit", energy_wh="1.0001")
+    assert day_review_queue(ingested, state).height == 1 and _review_audit(state) == []
