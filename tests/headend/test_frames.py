@@ -31,8 +31,8 @@ _READINGS = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(readings=st.lists(_READINGS, max_size=40), source=st.text(max_size=30))
+@settings(max_examples=60, deadline=None)
+@given(readings=st.lists(_READINGS, max_size=20), source=st.text(max_size=30))
 def test_landing_frame_is_to_frame_with_the_rounds_source(readings: list[Reading], source: str) -> None:
     expected = to_frame(readings)
     if readings:
