@@ -4,6 +4,9 @@ local executor with SQLite."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,25 @@ def _invoices(data_dir: Path) -> list[tuple[Any, ...]]:
         state.dispose()
 
 
+def _set_environ(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextmanager
+def workers_environment(cluster: DaskExecutor, name: str, value: str) -> Iterator[None]:
+    """Set a variable in every worker's environment, as an operator does on each machine."""
+    cluster.client.run(_set_environ, name, value)
+    try:
+        yield
+    finally:
+        cluster.client.run(_set_environ, name, None)
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a month of daily rounds, each a task per shard, on a shared machine
 def test_demo_on_cluster_and_postgres_matches_local(
     cluster: DaskExecutor, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,10 +68,11 @@ def test_demo_on_cluster_and_postgres_matches_local(
 
     monkeypatch.setenv("AMR_STATE_URL", pg_url)
     monkeypatch.setenv("AMR_CLUSTER", cluster.client.scheduler.address)
-    with get_task_stream(client=cluster.client) as stream:
+    with workers_environment(cluster, "AMR_STATE_URL", pg_url), get_task_stream(client=cluster.client) as stream:
         spread = _demo(tmp_path / "cluster")
-    ran = [task for task in stream.data if str(task["key"]).startswith("_task-")]
-    assert len(ran) >= BUCKETS, "ingest did not run on the cluster"
+    ran = [str(task["key"]) for task in stream.data]
+    assert sum(key.startswith("_task-") for key in ran) >= BUCKETS, "ingest did not run on the cluster"
+    assert sum(key.startswith("poll_shard-") for key in ran) >= BUCKETS, "polling did not run on the cluster"
     assert not (tmp_path / "cluster" / "state.db").exists()
 
     assert (spread.stored, spread.bills, spread.total_vnd) == (local.stored, local.bills, local.total_vnd)
