@@ -62,7 +62,8 @@ def reference(
     return c14n(build_invoice(bill, invoice, seller, buyer, previous=previous), "DLHDon")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=XML_TEXT,
     address=XML_TEXT,
