@@ -312,9 +312,11 @@ def write_documents(
     if workers <= 1 or len(items) < 200:
         report.documents = sum(_render(job) for job in jobs)
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: a child forked while Polars' threads run can hang (seen in the benchmark)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             report.documents = sum(pool.map(_render, jobs))
     report.seconds = time.perf_counter() - started
     return report
