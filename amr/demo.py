@@ -144,7 +144,7 @@ def _run_pipeline(
     progress(f"ingested {ingest.readings_in} readings")
     summary.seconds["ingest"] = time.perf_counter() - started - summary.seconds["poll"]
 
-    bills = run_bills(settings.data_dir, state, period=period, settings=settings)
+    bills = run_bills(settings.data_dir, state, period=period, settings=settings, executor=executor)
     summary.bills = bills.bills
     summary.held = bills.held
     summary.total_vnd = bills.total_vnd

@@ -68,7 +68,10 @@ def test_demo_on_cluster_and_postgres_matches_local(
 
     monkeypatch.setenv("AMR_STATE_URL", pg_url)
     monkeypatch.setenv("AMR_CLUSTER", cluster.client.scheduler.address)
-    with workers_environment(cluster, "AMR_STATE_URL", pg_url), get_task_stream(client=cluster.client) as stream:
+    with (
+        workers_environment(cluster, "AMR_STATE_URL", pg_url),
+        get_task_stream(client=cluster.client) as stream,
+    ):
         spread = _demo(tmp_path / "cluster")
     ran = [str(task["key"]) for task in stream.data]
     assert sum(key.startswith("_task-") for key in ran) >= BUCKETS, "ingest did not run on the cluster"
