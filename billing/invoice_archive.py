@@ -5,37 +5,27 @@ in one directory (0.2 to 2 ms on this machine's ext4 under load: 10 to 90 minute
 city, more than signing); so the archive layout writes each partition's invoices as one
 Parquet file, `<data>/documents/<period>/einvoices/part-NN.parquet` with columns bill_id,
 version, invoice_no and xml (the exact signed bytes, zstd-compressed on disk). A partition
-is `crc32(bill_id) mod PARTS`, fixed, so a rerun replaces the same files. `read_invoice`
+is `crc32(bill_id) mod PARTS`, fixed, so a rerun replaces the same files (the layout is
+the contract in `core.invoices`, which the portal reads too). `read_invoice`
 gives one invoice's bytes back, `extract_invoice` writes it to a file.
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
 from billing.errors import BillingError
+from core.invoices import FOLDER, PARTS, SCHEMA, archive_folder, archived_versions, part_of, part_path
 
-PARTS = 16
-FOLDER = "einvoices"
-SCHEMA: dict[str, pl.DataType] = {
-    "bill_id": pl.String(),
-    "version": pl.Int32(),
-    "invoice_no": pl.String(),
-    "xml": pl.Binary(),
-}
+__all__ = ["FOLDER", "PARTS", "SCHEMA", "extract_invoice", "folder", "part_of", "read_invoice", "write_part"]
 
 
 def folder(data_dir: Path, period: str) -> Path:
-    return data_dir / "documents" / period / FOLDER
-
-
-def part_of(bill_id: str) -> int:
-    return zlib.crc32(bill_id.encode("utf-8")) % PARTS
+    return archive_folder(data_dir, period)
 
 
 def write_part(where: Path, part: int, rows: Iterable[tuple[str, int, str, bytes]]) -> Path:
@@ -57,13 +47,8 @@ def write_part(where: Path, part: int, rows: Iterable[tuple[str, int, str, bytes
 
 def read_invoice(data_dir: Path, period: str, bill_id: str, version: int | None = None) -> bytes:
     """The stored XML of a bill version (the latest when `version` is None)."""
-    path = folder(data_dir, period) / f"part-{part_of(bill_id):02d}.parquet"
-    found = pl.DataFrame(schema=SCHEMA)
-    if path.exists():
-        chosen = pl.col("bill_id") == bill_id
-        if version is not None:
-            chosen &= pl.col("version") == version
-        found = pl.scan_parquet(path).filter(chosen).sort("version").collect()
+    path = part_path(data_dir, period, bill_id)
+    found = archived_versions(data_dir, period, bill_id, version)
     if found.height == 0:
         which = f"bill {bill_id}" + (f" version {version}" if version is not None else "")
         raise BillingError(
@@ -88,6 +73,6 @@ def extract_invoice(
 
 
 def _latest_version(data_dir: Path, period: str, bill_id: str) -> int:
-    path = folder(data_dir, period) / f"part-{part_of(bill_id):02d}.parquet"
+    path = part_path(data_dir, period, bill_id)
     versions = pl.scan_parquet(path).filter(pl.col("bill_id") == bill_id).select(pl.col("version").max())
     return int(versions.collect().item())

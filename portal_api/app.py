@@ -290,8 +290,12 @@ def create_app(settings: Settings, *, refresh_s: float = 2.0, follow_snapshots: 
             principal = who(credentials)
             auth.allow_customer(principal, code)
             row = bills.find(customer_bills(code, None), code, bill_id)
-            path = documents.document_path(data_dir, row["period"], bill_id, int(row["version"]), kind)
-            return FileResponse(path, media_type=media, filename=path.name)
+            version = int(row["version"])
+            found = documents.document(data_dir, row["period"], bill_id, version, kind)
+            if isinstance(found, bytes):  # an e-invoice kept in the period's archive
+                disposition = f'attachment; filename="{bill_id}-v{version}.{kind}"'
+                return Response(found, media_type=media, headers={"Content-Disposition": disposition})
+            return FileResponse(found, media_type=media, filename=found.name)
 
         document.__doc__ = f"The bill's {kind.upper()} as billing rendered it (404 until it has)."
         ok = {"content": {media: {"schema": {"type": "string", "format": "binary"}}},

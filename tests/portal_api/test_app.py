@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import httpx
+import polars as pl
 import pytest
 from portal_world import ALICE, BOB, KEY, NOBODY, World
 
+from core.invoices import SCHEMA, part_path
 from portal_api import tokens
 from portal_api.clients import add_client
 
@@ -134,6 +136,25 @@ def test_documents_are_served_from_the_agreed_path_or_404(world: World) -> None:
     assert pdf.status_code == 200 and pdf.content == b"%PDF-1.7 test"
     assert pdf.headers["content-type"] == "application/pdf"
     assert world.get(f"{path}/xml", token).text == "<HDon/>"
+
+
+def test_an_e_invoice_kept_in_the_archive_is_served_with_its_exact_bytes(world: World) -> None:
+    token = world.customer_token(ALICE)
+    path = f"/v1/customers/{ALICE}/bills/{ALICE_OCT_BILL}/xml"
+    signed = "<HDon><DLHDon><NMua><Ten>Nguyễn Văn A &amp; con</Ten></NMua></DLHDon></HDon>".encode()
+    part = part_path(world.settings.data_dir, "2026-10", ALICE_OCT_BILL)
+    part.parent.mkdir(parents=True)
+    rows = {"bill_id": [ALICE_OCT_BILL, ALICE_OCT_BILL], "version": [1, 2],
+            "invoice_no": ["00000001", "00000002"], "xml": [b"<HDon>old version</HDon>", signed]}
+    pl.DataFrame(rows, schema=SCHEMA).write_parquet(part)
+
+    served = world.get(path, token)
+
+    assert served.status_code == 200 and served.content == signed  # the version in force, byte for byte
+    assert served.headers["content-type"] == "application/xml"
+    assert f"{ALICE_OCT_BILL}-v2.xml" in served.headers["content-disposition"]
+    pl.DataFrame({k: v[:1] for k, v in rows.items()}, schema=SCHEMA).write_parquet(part)
+    assert world.get(path, token).status_code == 404  # only an older version archived
 
 
 def _pay(world: World, token: str, **overrides: object) -> httpx.Response:
