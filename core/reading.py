@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import polars as pl
@@ -150,12 +151,13 @@ def to_frame(readings: Iterable[Reading]) -> pl.DataFrame:
         return empty_frame()
     columns = []
     for name, dtype in READING_SCHEMA.items():
-        values = [getattr(r, name) for r in rows]
+        values = list(map(attrgetter(name), rows))
         if isinstance(dtype, pl.Datetime):
             # Polars converts aware datetimes one by one through their tzinfo; integer
             # microseconds since the epoch are several times faster and exactly the same.
-            micros = [(v - _EPOCH) // _MICROSECOND for v in values]
-            columns.append(pl.Series(name, micros, dtype=pl.Int64).cast(dtype))
+            # A poll's readings share few instants (96 a profile day), so each is converted once.
+            known = {when: (when - _EPOCH) // _MICROSECOND for when in set(values)}
+            columns.append(pl.Series(name, [known[when] for when in values], dtype=pl.Int64).cast(dtype))
         else:
             columns.append(pl.Series(name, values, dtype=dtype))
     return pl.DataFrame(columns)
