@@ -32,6 +32,8 @@ class HeadendSettings(BaseModel):
     breaker_threshold: int = Field(default=5, ge=1, description="failed rounds before a meter is rested")
     breaker_cooldown_s: int = Field(default=3600, ge=1, description="first rest; doubles up to a day")
     key_file: Path | None = Field(default=None, description="meter key store (mode 0600)")
+    lock_ttl_s: int = Field(default=60, ge=3, description="scheduler lease; renewed every third of it")
+    standby_retry_s: float = Field(default=5.0, gt=0, description="how often a standby tries the lock")
 
 
 class IngestSettings(BaseModel):

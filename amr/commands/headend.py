@@ -93,7 +93,9 @@ def run(
         True, "--standby/--no-standby",
         help="When another scheduler holds the lock, wait and take over when it dies (else exit).",
     ),
-    standby_retry: float = typer.Option(5.0, min=0.1, help="Seconds between a standby's tries of the lock."),
+    standby_retry: float | None = typer.Option(
+        None, min=0.1, help="Seconds between a standby's tries of the lock (default headend.standby_retry_s)."
+    ),
     cluster: str | None = typer.Option(
         None, envvar="AMR_CLUSTER", help="Dask scheduler (tcp://host:8786) whose workers poll the shards."
     ),
@@ -113,7 +115,10 @@ def run(
         metrics_port=metrics_port,
         poll=PollOptions.from_settings(config.headend, kind="scheduled"),
         standby=standby,
-        standby_retry=dt.timedelta(seconds=standby_retry),
+        standby_retry=dt.timedelta(
+            seconds=standby_retry if standby_retry is not None else config.headend.standby_retry_s
+        ),
+        lock_ttl=dt.timedelta(seconds=config.headend.lock_ttl_s),
     )
     executor = open_executor(cluster) if cluster else None
     try:
