@@ -22,11 +22,10 @@ from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID
 from ingest.config import VeeConfig
 from ingest.localtime import minute_of_day
-from ingest.quantities import INTERVAL, with_code
+from ingest.quantities import INTERVAL
 from ingest.validate import in_outage
 
 PAIR = ["meter_key", "quantity"]
-SERIES = ["meter_key", "qcode"]  # a series' integer key (`qcode` stands for the quantity)
 INTERPOLATION = "interpolation"
 LIKE_DAY = "like_day"
 OUTAGE = "outage"
@@ -78,20 +77,19 @@ def missing_slots(
     """Slots with no valid value of every interval series seen that day, or `expected`
     (series of the day before, so a meter silent all day is estimated too)."""
     grid = slot_grid(day, cfg, now - dt.timedelta(minutes=cfg.estimate_lag_minutes))
-    slots = grid.select(pl.len()).collect().item()
-    intervals = with_code(readings).filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0))
-    valid = intervals.filter(pl.col("state") == VALID).select(*SERIES, "ts").join(grid, on="ts", how="semi")
-    # one group-by on integer keys gives each series' names and its count of valid slots;
-    # only series short of a full grid are expanded (most series are complete)
-    series = intervals.group_by(SERIES).agg(pl.col("meter_id").first(), pl.col("quantity").first())
+    intervals = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0))
+    valid = intervals.filter(pl.col("state") == VALID).select(*PAIR, "ts").join(grid, on="ts", how="semi")
+    series = intervals.select("meter_key", "meter_id", "quantity")
     if expected is not None:
-        series = pl.concat(
-            [series, with_code(expected).select(*SERIES, "meter_id", "quantity")], how="vertical_relaxed"
-        ).unique(SERIES)
-    counts = valid.group_by(SERIES).agg(_n=pl.len())
-    short = series.join(counts, on=SERIES, how="left").filter(pl.col("_n").fill_null(0) < slots).drop("_n")
-    present = valid.join(short.select(SERIES), on=SERIES, how="semi")
-    return short.join(grid, how="cross").join(present, on=[*SERIES, "ts"], how="anti")
+        series = pl.concat([series, expected.select("meter_key", "meter_id", "quantity")])
+    # only series short of a full grid are expanded (most series are complete)
+    short = (
+        series.unique()
+        .join(valid.group_by(PAIR).agg(_n=pl.len()), on=PAIR, how="left")
+        .filter(pl.col("_n").fill_null(0) < grid.select(pl.len()).collect().item())
+        .drop("_n")
+    )
+    return short.join(grid, how="cross").join(valid, on=[*PAIR, "ts"], how="anti")
 
 
 def estimate(
@@ -106,8 +104,7 @@ def estimate(
     expected: pl.LazyFrame | None = None,
     fill: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, qcode, ts,
-    mwh, method).
+    """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, ts, mwh, method).
 
     `like` holds the like days' readings (meter_key, quantity, ts, mwh, state).
 
@@ -117,52 +114,40 @@ def estimate(
     estimates is 0 (method `day_edit`), so scaling spreads the stated energy over every slot.
     """
     step = cfg.interval
-    readings = with_code(readings)
-    gaps = missing_slots(readings, day, cfg, now, expected).sort([*SERIES, "ts"]).cache()
+    gaps = missing_slots(readings, day, cfg, now, expected).sort([*PAIR, "ts"]).cache()
     valid = (
         readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID))
-        .select(*SERIES, "quantity", "ts", "mwh")
+        .select(*PAIR, "ts", "mwh")
         .join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
     )
-    run = ((pl.col("ts") - pl.col("ts").shift(1)) != step).fill_null(True).cum_sum().over(SERIES)
-    gaps = (
-        gaps.with_columns(_run=run)
-        .with_columns(
-            gap_len=pl.len().over([*SERIES, "_run"]).cast(pl.Int64),
-            pos=(pl.int_range(pl.len()).over([*SERIES, "_run"]) + 1).cast(pl.Int64),
-            gap_start=pl.col("ts").min().over([*SERIES, "_run"]),
-            gap_end=pl.col("ts").max().over([*SERIES, "_run"]),
-        )
-        .cache()
+    run = ((pl.col("ts") - pl.col("ts").shift(1)) != step).fill_null(True).cum_sum().over(PAIR)
+    gaps = gaps.with_columns(_run=run).with_columns(
+        gap_len=pl.len().over([*PAIR, "_run"]).cast(pl.Int64),
+        pos=(pl.int_range(pl.len()).over([*PAIR, "_run"]) + 1).cast(pl.Int64),
+        gap_start=pl.col("ts").min().over([*PAIR, "_run"]),
+        gap_end=pl.col("ts").max().over([*PAIR, "_run"]),
     )
-    # the valid values either side of each gap: only the few rows at the gaps' edges are joined
-    edges = pl.concat(
-        [
-            gaps.select(*SERIES, ts=pl.col("gap_start") - step),
-            gaps.select(*SERIES, ts=pl.col("gap_end") + step),
-        ]
-    ).unique()
-    beside = valid.select(*SERIES, "ts", "mwh").join(edges, on=[*SERIES, "ts"], how="semi").cache()
-    before = beside.select(*SERIES, _bts=pl.col("ts") + step, prev_mwh=pl.col("mwh"))
-    after = beside.select(*SERIES, _ats=pl.col("ts") - step, next_mwh=pl.col("mwh"))
-    short = pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
+    before = valid.select(*PAIR, _bts=pl.col("ts") + step, prev_mwh=pl.col("mwh"))
+    after = valid.select(*PAIR, _ats=pl.col("ts") - step, next_mwh=pl.col("mwh"))
     gaps = (
-        gaps.join(before, left_on=[*SERIES, "gap_start"], right_on=[*SERIES, "_bts"], how="left")
-        .join(after, left_on=[*SERIES, "gap_end"], right_on=[*SERIES, "_ats"], how="left")
+        gaps.join(before, left_on=[*PAIR, "gap_start"], right_on=[*PAIR, "_bts"], how="left")
+        .join(after, left_on=[*PAIR, "gap_end"], right_on=[*PAIR, "_ats"], how="left")
         .with_columns(minute_of_day(pl.col("ts") - step))
-        .cache()
+        .join(
+            # the like days of the meters with gaps only, averaged per slot
+            like_profile(
+                like.join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
+            ).with_columns(pl.col("minute") - cfg.interval_minutes),
+            on=[*PAIR, "minute"],
+            how="left",
+        )
     )
-    # like days only for the meters with a gap interpolation does not fill (few), averaged per slot
-    needs_like = gaps.filter(~short | (pl.col("prev_mwh").is_null() & pl.col("next_mwh").is_null()))
-    profile = like_profile(
-        like.join(needs_like.select("meter_key").unique(), on="meter_key", how="semi")
-    ).with_columns(pl.col("minute") - cfg.interval_minutes)
-    gaps = gaps.join(profile, on=["meter_key", "quantity", "minute"], how="left")
     gaps = in_outage(gaps, windows, step)
     both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (
         pl.col("gap_len") + 1
     )
     interpolated = pl.coalesce(both, pl.col("prev_mwh"), pl.col("next_mwh"))
+    short = pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
     gaps = gaps.with_columns(
         mwh=pl.when(pl.col("in_outage"))
         .then(pl.lit(0, pl.Int64))
