@@ -36,6 +36,7 @@ app = typer.Typer(
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     data_dir: Path | None = typer.Option(
         None, "--data-dir", envvar="AMR_DATA_DIR", help="Data directory (default ./amr-data)."
     ),
@@ -47,7 +48,7 @@ def _global(
     ),
 ) -> None:
     """Options that apply to every command."""
-    set_global_options(data_dir, cluster)
+    ctx.call_on_close(set_global_options(data_dir, cluster))
 
 
 simulate_app = typer.Typer(

@@ -28,28 +28,29 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _overrides: dict[str, Any] = {}
-# AMR_CLUSTER as it was before `--cluster` replaced it, so the next invocation starts afresh
-_cluster_env_before: list[str | None] = []
 
 
-def set_global_options(data_dir: Path | None, cluster: str | None = None) -> None:
+def set_global_options(data_dir: Path | None, cluster: str | None = None) -> Callable[[], None]:
     """Options of this invocation; each invocation sets them afresh (tests run many in one process).
 
     `--cluster` is passed on as AMR_CLUSTER, the one executor setting every room's
-    `open_executor()` reads, so no command needs an option of its own for it.
+    `open_executor()` reads, so no command needs an option of its own for it. The returned
+    function puts AMR_CLUSTER back as it was; the CLI calls it when the command ends.
     """
     _overrides.clear()
     if data_dir is not None:
         _overrides["data_dir"] = data_dir
-    if _cluster_env_before:
-        previous = _cluster_env_before.pop()
-        if previous is None:
+    before = os.environ.get(CLUSTER_ENV)
+    if cluster:
+        os.environ[CLUSTER_ENV] = cluster
+
+    def restore() -> None:
+        if before is None:
             os.environ.pop(CLUSTER_ENV, None)
         else:
-            os.environ[CLUSTER_ENV] = previous
-    if cluster:
-        _cluster_env_before.append(os.environ.get(CLUSTER_ENV))
-        os.environ[CLUSTER_ENV] = cluster
+            os.environ[CLUSTER_ENV] = before
+
+    return restore
 
 
 def settings() -> Settings:

@@ -24,8 +24,9 @@ def test_cluster_option_reaches_the_command_and_is_checked(tmp_path: Path) -> No
 
 def test_cluster_option_does_not_outlive_its_invocation(tmp_path: Path) -> None:
     before = os.environ.get("AMR_CLUSTER")
-    runner.invoke(app, ["--data-dir", str(tmp_path), "--cluster", "tcp://nowhere:1", "store", "info"])
-    assert os.environ.get("AMR_CLUSTER") == "tcp://nowhere:1"  # in force for that command
+    failed = runner.invoke(app, ["--data-dir", str(tmp_path), "--cluster", "not-an-address", "ingest", "run"])
+    assert failed.exit_code == 1
+    assert os.environ.get("AMR_CLUSTER") == before  # put back as soon as the command ended
 
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "ingest", "run", "--json"])
 

@@ -29,7 +29,7 @@ R = TypeVar("R")
 AT = dt.datetime(2026, 11, 1, 17, 0, tzinfo=dt.UTC)  # local midnight of 2 November
 METERS = 8
 BUCKETS = 2
-LATENCY_S = 0.05  # per answer, so a shard's round lasts long enough to be cut in two
+LATENCY_S = 0.2  # per answer, so a shard's round (some 10 exchanges a session) outlasts the kill
 KILL_AFTER_S = 0.6
 SETTINGS = HeadendSettings(session_timeout_s=20.0, retries=2, backoff_s=0.0, concurrency=4)
 
