@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from core.state import StateStore
 from headend.errors import HeadendError
 from headend.registry import import_fleet, list_meters
 from headend.shards import ShardPoll, poll_by_shard, poll_shard
+from tests.scaleout.fleets import served_fleet
 
 AT = dt.datetime(2026, 11, 1, 17, 0, tzinfo=dt.UTC)
 BUCKETS = 4
@@ -31,21 +30,10 @@ def fleet_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from protocols.modbus.simulator import ModbusFleetSimulator
 
     folder = tmp_path_factory.mktemp("fleet")
-    ready, done = threading.Event(), threading.Event()
-    holder: dict[str, Path] = {}
-
-    async def serve() -> None:
-        async with ModbusFleetSimulator(meters=8, seed=5, clock=VirtualClock(AT)) as sim:
-            holder["path"] = sim.write_fleet_file(folder / "fleet.csv")
-            ready.set()
-            await asyncio.to_thread(done.wait)
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    yield holder["path"]
-    done.set()
-    thread.join(10)
+    with served_fleet(
+        lambda: ModbusFleetSimulator(meters=8, seed=5, clock=VirtualClock(AT)), folder / "fleet.csv"
+    ) as path:
+        yield path
 
 
 def _landed(data_dir: Path) -> pl.DataFrame:

@@ -4,10 +4,8 @@ run again elsewhere and continues from the watermarks the dead attempt committed
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ from headend.registry import import_fleet, list_meters
 from headend.shards import poll_by_shard
 from ingest.run import run_ingest
 from tests.scaleout import tasks
+from tests.scaleout.fleets import served_fleet
 from tests.scaleout.store_compare import contents, differences
 
 T = TypeVar("T")
@@ -57,23 +56,11 @@ def fleet_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from protocols.dlms.simulator.fleet import DlmsFleetSimulator
 
     folder = tmp_path_factory.mktemp("dlms-fleet")
-    ready, done = threading.Event(), threading.Event()
-    holder: dict[str, Path] = {}
-
-    async def serve() -> None:
-        async with DlmsFleetSimulator(
-            METERS, clock=VirtualClock(AT), seed=11, faults=[f"latency={LATENCY_S}"]
-        ) as sim:
-            holder["path"] = sim.write_fleet_file(folder / "fleet.csv")
-            ready.set()
-            await asyncio.to_thread(done.wait)
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(30)
-    yield holder["path"]
-    done.set()
-    thread.join(10)
+    with served_fleet(
+        lambda: DlmsFleetSimulator(METERS, clock=VirtualClock(AT), seed=11, faults=[f"latency={LATENCY_S}"]),
+        folder / "fleet.csv",
+    ) as path:
+        yield path
 
 
 def _round_then_ingest(data_dir: Path, fleet: Path, executor: Executor) -> dict[str, Any]:
