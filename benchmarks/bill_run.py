@@ -101,34 +101,9 @@ def baseline(sample: pl.DataFrame) -> tuple[float, int]:
 
 
 def _key_pair(elliptic: bool = False) -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
+    from billing.seller import self_signed_certificate
 
-    key: Any = (
-        ec.generate_private_key(ec.SECP256R1())
-        if elliptic
-        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    )
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "benchmark seller")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-        cert.public_bytes(serialization.Encoding.PEM),
-    )
+    return self_signed_certificate("benchmark seller", days=1, elliptic=elliptic)
 
 
 BUYERS = [  # names and addresses with Vietnamese letters and characters XML escapes

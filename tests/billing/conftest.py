@@ -9,12 +9,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from billing.customers import import_customers
+from billing.seller import self_signed_certificate
 from core.buckets import bucket_of
 from core.config import Settings
 from core.measurements import MeasurementStore, partition
@@ -105,28 +102,7 @@ def world(tmp_path: Path) -> World:
 
 
 def _certificate(common_name: str = "EVN Ha Noi TEST", elliptic: bool = False) -> tuple[bytes, bytes]:
-    key: Any = (
-        ec.generate_private_key(ec.SECP256R1())
-        if elliptic
-        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    )
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    return self_signed_certificate(common_name, days=30, elliptic=elliptic)
 
 
 @pytest.fixture()
