@@ -38,44 +38,41 @@ def write_partition(job: tuple[str, int, int]) -> tuple[int, str]:
     return bucket, table.write_file(partition(bucket=bucket), frame)
 
 
+def first_to_claim(marker: str) -> bool:
+    """True for the one task, in any worker, that creates `marker` (holding its pid)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def write_then_die_once(job: tuple[str, int, int, str]) -> tuple[int, str]:
     """Write the partition's file, then (the first time any task gets here) kill this worker
     before it can report: the worst moment, as the file exists but no one committed it."""
     data_dir, bucket, rows, marker = job
     result = write_partition((data_dir, bucket, rows))
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return result
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    os.kill(os.getpid(), signal.SIGKILL)
-    raise AssertionError("unreachable")
+    if first_to_claim(marker):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
 
 
 def run_then_die_once(func: Callable[[Any], Any], marker: str, item: Any) -> Any:
     """Run a real task to its end (its files written), then kill this worker the first time
     any task gets here, before the result reaches the coordinator."""
     result = func(item)
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return result
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    os.kill(os.getpid(), signal.SIGKILL)
-    raise AssertionError("unreachable")
+    if first_to_claim(marker):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
 
 
 def run_killed_midway_once(func: Callable[[Any], Any], marker: str, after_s: float, item: Any) -> Any:
     """Run a real task, and (the first time any task gets here) kill this worker `after_s`
     seconds into it, whatever it is doing then: sessions open, batches half-written."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    if not first_to_claim(marker):
         return func(item)
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
     timer = threading.Timer(after_s, os.kill, (os.getpid(), signal.SIGKILL))
     timer.daemon = True
     timer.start()
