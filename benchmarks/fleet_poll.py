@@ -18,7 +18,6 @@ under 1.6 CPU-hours on one 2-core node).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -42,6 +41,8 @@ from core.landing import list_batches  # noqa: E402
 from core.meter_url import MeterUrl  # noqa: E402
 from core.reading import Reading, from_frame  # noqa: E402
 from core.state import StateStore  # noqa: E402
+from headend.loop import loop_name  # noqa: E402
+from headend.loop import run as run_loop  # noqa: E402
 from headend.poll import PollOptions, poll_meters  # noqa: E402
 from headend.registry import Meter, import_fleet, list_meters  # noqa: E402
 from headend.sessions import CLOCK, PROFILES, REGISTERS, MeterSession  # noqa: E402
@@ -166,9 +167,9 @@ def head_end_alone(work: Path, files: list[Path], data_dir: Path, since: dt.date
             readings.setdefault(reading.meter_id, []).append(reading)
     state, meters = register(work / "replay", files, rewrite=False)
     cpu = cpu_seconds()
-    report = asyncio.run(poll_meters(state, work / "replay" / "data", meters, settings=settings, since=since,
-                                     clock=VirtualClock(now), connector=ReplayConnector(readings, now),
-                                     options=PollOptions(kind="benchmark")))
+    report = run_loop(poll_meters(state, work / "replay" / "data", meters, settings=settings, since=since,
+                                  clock=VirtualClock(now), connector=ReplayConnector(readings, now),
+                                  options=PollOptions(kind="benchmark")), settings.event_loop)
     return cpu_seconds() - cpu, report.ok, report.readings
 
 
@@ -278,13 +279,15 @@ def main() -> None:
             settings = HeadendSettings(concurrency=in_flight, per_line=1, session_timeout_s=120,
                                        retries=1, backoff_s=0.5)
             cpu, began = cpu_seconds(), time.perf_counter()
-            report = asyncio.run(poll_meters(state, work / "data", meters, settings=settings, since=since,
-                                             options=PollOptions(kind="benchmark")))
+            # the event loop production runs (headend/loop.py: uvloop unless configured otherwise)
+            report = run_loop(poll_meters(state, work / "data", meters, settings=settings, since=since,
+                                          options=PollOptions(kind="benchmark")), settings.event_loop)
             wall, used = time.perf_counter() - began, cpu_seconds() - cpu
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"head-end:  {report.ok}/{len(meters)} ok, {report.readings} readings, wall {wall:.2f} s, "
                   f"{len(meters) / wall:.0f} meters/s, CPU {used * 1000 / len(meters):.2f} ms/meter, "
-                  f"peak RSS {peak_mb:.0f} MiB, peak sessions {report.peaks.get('global', 0)}")
+                  f"peak RSS {peak_mb:.0f} MiB, peak sessions {report.peaks.get('global', 0)}, "
+                  f"event loop {loop_name(settings.event_loop)}")
             if report.failures:
                 print(f"  failures: {dict(list(report.failures.items())[:5])}")
             projected = used / len(meters) * 2_800_000 / 3600

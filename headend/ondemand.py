@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from core.state import StateStore
 from core.timezones import local_date
 from headend.errors import HeadendError
 from headend.limits import ON_DEMAND
+from headend.loop import run as run_loop
 from headend.poll import PollOptions, RoundReport, poll_meters
 from headend.registry import Meter, get_meter, list_meters
 
@@ -57,7 +57,7 @@ def poll_now(
     meters = select_meters(
         state, meter_ids=meter_ids, route=route, all_meters=all_meters, today=local_date(clock.now())
     )
-    return asyncio.run(poll_meters(
+    return run_loop(poll_meters(
         state, data_dir, meters, settings=settings, clock=clock, since=since, progress=progress,
         options=PollOptions.from_settings(settings, kind="on-demand"), priority=ON_DEMAND,
-    ))
+    ), settings.event_loop)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import shlex
 import sys
@@ -16,6 +15,7 @@ from core.clock import SystemClock
 from core.executor import open_executor
 from headend.daemon import Daemon, DaemonOptions, list_jobs
 from headend.ledger import runs as ledger_runs
+from headend.loop import run as run_loop
 from headend.metrics import render
 from headend.ondemand import poll_now
 from headend.poll import PollOptions
@@ -125,7 +125,7 @@ def run(
         daemon = Daemon(state(), data_dir(), config, options=options, executor=executor)
         where = f"; rounds on {executor.description}" if executor is not None else ""
         console.print(f"head-end running{where}; Ctrl-C or SIGTERM stops it (a standby waits for the lock)")
-        code = asyncio.run(daemon.run())
+        code = run_loop(daemon.run(), config.headend.event_loop)
     finally:
         if executor is not None:
             executor.close()
