@@ -8,11 +8,12 @@ touches a binary float.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, overload
 
 import polars as pl
 
@@ -220,3 +221,136 @@ if tuple(Reading.__slots__) != READING_COLUMNS:  # pragma: no cover - a contract
 _new_reading = object.__new__
 (_set_meter_id, _set_quantity, _set_ts, _set_value, _set_scale, _set_unit, _set_status, _set_snapshot,
  _set_source, _set_read_at) = (getattr(Reading, name).__set__ for name in READING_COLUMNS)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_TZINFO = attrgetter("tzinfo")
+_ROW_FIELDS = ("quantity", "ts", "value", "scale", "unit", "status")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ReadingColumns(Sequence[Reading]):
+    """Readings of one meter from one read (one source, one read time), held column by column.
+
+    A load profile gives hundreds of rows that differ only in quantity, time, value, scale,
+    unit and status: as columns they cost a few list operations instead of an object per row,
+    and `to_frame` makes the contract's frame from them directly. It is still a sequence of
+    `Reading`: indexing or iterating makes each row, equal to `Reading(...)` of its fields.
+
+    The contract is checked once over whole columns (in C where it can: map, set, min, max);
+    if any row falls outside it, every row goes through `Reading(...)`, which normalises it
+    (quantity spelling, time zone) or raises the ContractError that names it.
+    """
+
+    meter_id: str
+    quantity: Sequence[str]
+    ts: Sequence[dt.datetime]
+    value: Sequence[int]
+    scale: Sequence[int]
+    unit: Sequence[str]
+    status: Sequence[int]
+    source: str
+    read_at: dt.datetime
+    snapshot: bool = False
+
+    def __post_init__(self) -> None:
+        columns = [getattr(self, name) for name in _ROW_FIELDS]
+        lengths = set(map(len, columns))
+        if len(lengths) > 1:
+            sizes = ", ".join(f"{name} {len(c)}" for name, c in zip(_ROW_FIELDS, columns, strict=True))
+            raise ContractError(
+                f"ReadingColumns of meter {self.meter_id!r}: columns of unequal length ({sizes})"
+            )
+        for name, column in zip(_ROW_FIELDS, columns, strict=True):
+            object.__setattr__(self, name, tuple(column))  # immutable: the checks below stay true
+        if self.ts and not self._in_contract():
+            self._normalise()
+
+    def _in_contract(self) -> bool:
+        """What `Reading.__post_init__` checks, once per column instead of once per row."""
+        if not self.meter_id or self.read_at.tzinfo is not UTC:
+            return False
+        if set(map(type, self.scale)) != {int} or set(map(type, self.value)) != {int}:
+            return False
+        if min(self.scale) < SCALE_RANGE[0] or max(self.scale) > SCALE_RANGE[1]:
+            return False
+        if min(self.value) < _INT64[0] or max(self.value) > _INT64[1]:
+            return False
+        if any(code != canonical(code) for code in set(self.quantity)):
+            return False
+        return set(map(_TZINFO, self.ts)) == {UTC}
+
+    def _normalise(self) -> None:
+        rows = [
+            Reading(
+                self.meter_id, quantity, ts, value, scale, unit, status, self.snapshot, self.source,
+                self.read_at,
+            )
+            for quantity, ts, value, scale, unit, status in zip(
+                self.quantity, self.ts, self.value, self.scale, self.unit, self.status, strict=True
+            )
+        ]
+        object.__setattr__(self, "quantity", tuple(r.quantity for r in rows))
+        object.__setattr__(self, "ts", tuple(r.ts for r in rows))
+        object.__setattr__(self, "read_at", rows[0].read_at)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @overload
+    def __getitem__(self, index: int) -> Reading: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ReadingColumns: ...
+
+    def __getitem__(self, index: int | slice) -> Reading | ReadingColumns:
+        if isinstance(index, slice):
+            return ReadingColumns(
+                self.meter_id, self.quantity[index], self.ts[index], self.value[index],
+                self.scale[index], self.unit[index], self.status[index], self.source, self.read_at,
+                self.snapshot,
+            )
+        return Reading.prechecked(
+            self.meter_id, self.quantity[index], self.ts[index], self.value[index], self.scale[index],
+            self.unit[index], self.status[index], self.snapshot, self.source, self.read_at,
+        )
+
+    def __iter__(self) -> Iterator[Reading]:
+        return map(
+            Reading.prechecked, repeat(self.meter_id), self.quantity, self.ts, self.value, self.scale,
+            self.unit, self.status, repeat(self.snapshot), repeat(self.source), repeat(self.read_at),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ReadingColumns(meter_id={self.meter_id!r}, rows={len(self)}, "
+            f"quantities={sorted(set(self.quantity))}, source={self.source!r}, "
+            f"read_at={self.read_at.isoformat()})"
+        )
+
+    def to_frame(self) -> pl.DataFrame:
+        """The rows as a frame of the contract's dtypes: equal to `to_frame(list(self))`, without
+        making a `Reading` per row."""
+        rows = len(self)
+        if not rows:
+            return empty_frame()
+        known = {when: (when - _EPOCH) // _MICROSECOND for when in set(self.ts)}
+        columns: dict[str, Sequence[object]] = {
+            "meter_id": [self.meter_id] * rows,
+            "quantity": self.quantity,
+            "ts": [known[when] for when in self.ts],
+            "value": self.value,
+            "scale": self.scale,
+            "unit": self.unit,
+            "status": self.status,
+            "snapshot": [self.snapshot] * rows,
+            "source": [self.source] * rows,
+            "read_at": [(self.read_at - _EPOCH) // _MICROSECOND] * rows,
+        }
+        series = []
+        for name, dtype in READING_SCHEMA.items():
+            if isinstance(dtype, pl.Datetime):  # integer microseconds since the epoch, as in to_frame
+                series.append(pl.Series(name, columns[name], dtype=pl.Int64()).cast(dtype))
+            else:
+                series.append(pl.Series(name, columns[name], dtype=dtype))
+        return pl.DataFrame(series)

@@ -8,7 +8,7 @@ invocation counters of ciphered sessions live in the operational store.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from core.clock import Clock
@@ -70,7 +70,7 @@ class DlmsMeterSession:
         model = self._meter.meter_model
         return await self._session.read_registers([model.total_register, *model.tou_registers.values()])
 
-    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> Sequence[Reading]:
         return await self._session.read_profile(profile, start, end)
 
     async def read_events(self, since: dt.datetime) -> list[Reading]:

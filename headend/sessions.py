@@ -9,7 +9,7 @@ so the engine never asks a Modbus meter for its load profile.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ class MeterSession(Protocol):
 
     async def read_registers(self) -> list[Reading]: ...
 
-    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> Sequence[Reading]:
         """Rows with start <= ts <= end (both bounds inclusive, as DLMS range selection is)."""
         ...
 

@@ -76,7 +76,7 @@ async def _read(
             )
         if code == session.settings.event_log:
             return readings + await session.read_events(since, until)
-        return readings + await session.read_profile(code, since, until)
+        return readings + list(await session.read_profile(code, since, until))
     return readings + await session.read_registers(list(quantities or DEFAULT_QUANTITIES))
 
 

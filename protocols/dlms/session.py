@@ -22,7 +22,7 @@ from typing import TypeVar
 from core.clock import Clock
 from core.meter_url import MeterUrl
 from core.obis import Obis, canonical
-from core.reading import SCALE_RANGE, STATUS_CLOCK_INVALID, Reading
+from core.reading import SCALE_RANGE, STATUS_CLOCK_INVALID, Reading, ReadingColumns
 from protocols.dlms import apdu, axdr
 from protocols.dlms.apdu import AttributeRef
 from protocols.dlms.association import ClientAssociation
@@ -30,7 +30,7 @@ from protocols.dlms.ciphering import Keys
 from protocols.dlms.cosem_time import CLOCK_STATUS_INVALID, CosemDateTime
 from protocols.dlms.counters import InvocationCounterStore, MemoryCounterStore
 from protocols.dlms.errors import AccessDenied, ApduError, DlmsLocalError, DlmsRemoteError, IncompleteProfile
-from protocols.dlms.reading_columns import column_readings
+from protocols.dlms.reading_columns import ColumnsBuilder
 from protocols.dlms.settings import DlmsMeterSettings
 from protocols.dlms.transport import Transport, open_transport
 from protocols.dlms.units import unit_name
@@ -391,9 +391,10 @@ class DlmsSession:
             columns.append(CaptureColumn(item[0], str(Obis.from_bytes(item[1])), item[2]))
         return columns, period if isinstance(period, int) else 0
 
-    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> ReadingColumns:
         """Rows captured in [start, end]: register columns as read; in a load profile (capture period
-        up to an hour) cumulative energy (D=8) also as interval deltas (D=29)."""
+        up to an hour) cumulative energy (D=8) also as interval deltas (D=29). The rows come as
+        columns (a sequence of `Reading` to a caller that iterates, a frame by `to_frame()`)."""
         if start.tzinfo is None or end.tzinfo is None:
             raise DlmsLocalError("profile range needs time-zone-aware datetimes")
         profile = canonical(profile)
@@ -459,7 +460,7 @@ class DlmsSession:
         first = start + lead
         steps = [i for i in picked if i > 0 and times[i] - times[i - 1] == lead and times[i] >= first]
         before = [i - 1 for i in steps]
-        readings: list[Reading] = []
+        rows = ColumnsBuilder()
         for index, column in value_columns:
             scaler, unit = self._scalers[column.obis]
             what = f"{self.where} {profile} {column.obis}"
@@ -471,16 +472,13 @@ class DlmsSession:
                 scaled = [_scaled(cell, scaler, what) for cell in cells]
                 numbers = [number for number, _ in scaled]
                 scales = [scale for _, scale in scaled]
-            readings += column_readings(
-                meter_id=self.meter_id,
+            rows.add(
                 quantity=column.obis,
+                unit=unit,
                 ts=picked_times,
                 values=_gather(numbers, picked),
                 scale=scales if isinstance(scales, int) else _gather(scales, picked),
-                unit=unit,
                 status=picked_status,
-                source=self.source,
-                read_at=read_at,
             )
             code = _obis(column.obis)
             # Interval deltas only for load profiles (period up to an hour): a D=29 code carries no
@@ -500,18 +498,15 @@ class DlmsSession:
                 deltas, differences = list(compress(steps, keep)), list(compress(differences, keep))
                 if not isinstance(delta_scales, int):
                     delta_scales = list(compress(delta_scales, keep))
-            readings += column_readings(
-                meter_id=self.meter_id,
+            rows.add(
                 quantity=str(Obis(code.a, code.b, code.c, 29, code.e, code.f)),
+                unit=unit,
                 ts=_gather(times, deltas),
                 values=differences,
                 scale=delta_scales,
-                unit=unit,
                 status=_gather(row_status, deltas),
-                source=self.source,
-                read_at=read_at,
             )
-        return readings
+        return rows.build(meter_id=self.meter_id, source=self.source, read_at=read_at)
 
     async def read_events(self, start: dt.datetime, end: dt.datetime) -> list[Reading]:
         """The standard event log in [start, end]: one reading per event, value = event code."""

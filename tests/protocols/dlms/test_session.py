@@ -11,6 +11,7 @@ import pytest
 
 from core.clock import VirtualClock
 from core.meter_url import MeterUrl
+from core.reading import ReadingColumns, to_frame
 from protocols.dlms.errors import (
     AccessDenied,
     DlmsAuthenticationFailed,
@@ -80,6 +81,9 @@ def test_clock_registers_and_a_day_of_profile(
         assert [d.ts for d in deltas] == [DAY_START + dt.timedelta(minutes=15 * i) for i in range(1, 97)]
         assert all(d.value == load.interval_wh(d.ts) for d in deltas)
         assert sum(d.value for d in deltas) == load.register_wh(START) - load.register_wh(DAY_START)
+        # handed over as columns: the same rows whether iterated or made into the landing frame
+        assert isinstance(profile, ReadingColumns) and profile.meter_id == meter.meter_id
+        assert profile.to_frame().equals(to_frame(list(profile)))
 
     run(_with_fleet(body, clock=clock, framing=framing, auth=auth, pty=pty))
 

@@ -14,6 +14,7 @@ import pytest
 
 from core.clock import VirtualClock
 from core.meter_url import MeterUrl
+from core.reading import ReadingColumns
 from protocols.dlms.errors import DlmsLocalError, FrameError, IncompleteProfile
 from protocols.dlms.session import open_session
 from protocols.dlms.settings import DlmsMeterSettings
@@ -34,8 +35,8 @@ def run(coro: Awaitable[T], limit: float = 30.0) -> T:
     return asyncio.run(bounded())
 
 
-def _profile(fault: str, framing: str = "wrapper", timeout: float = 5.0) -> list:  # type: ignore[type-arg]
-    async def body() -> list:  # type: ignore[type-arg]
+def _profile(fault: str, framing: str = "wrapper", timeout: float = 5.0) -> ReadingColumns:
+    async def body() -> ReadingColumns:
         clock = VirtualClock(START)
         async with DlmsFleetSimulator(1, framing=framing, clock=clock, faults=[fault]) as fleet:
             url = MeterUrl.parse(fleet.meters[0].url)
