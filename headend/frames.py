@@ -1,17 +1,79 @@
-"""A round's readings as the landing frame: `core.reading.to_frame` with every row's `source`
-set to the round (one repeated value rather than one read from every reading)."""
+"""A round's readings as the landing frame, built column by column from what the sessions gave.
+
+A session hands its readings back in chunks: a profile read as `ReadingColumns` (hundreds of
+rows as a few lists), registers and events as lists of `Reading`. The round keeps the chunks
+as they came and makes ONE frame per flush by extending a list per column, so a profile row
+never becomes a Python object on the way to the landing batch. Every row's `source` is the
+round (one repeated value rather than one read from every reading).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 import polars as pl
 
-from core.reading import Reading, empty_frame, to_frame
+from core.reading import READING_SCHEMA, Reading, ReadingColumns, empty_frame
+
+Chunk = Sequence[Reading]  # a ReadingColumns, or a list of Reading
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_ROW_COLUMNS = ("quantity", "ts", "value", "scale", "unit", "status")
+_SHARED_COLUMNS = ("meter_id", "snapshot", "read_at")
 
 
-def landing_frame(readings: Sequence[Reading], source: str) -> pl.DataFrame:
-    """The readings as a frame of the contract's dtypes, every row's source being `source`."""
-    if not readings:
+def within(rows: Chunk, after: dt.datetime, until: dt.datetime) -> Chunk:
+    """The rows with after < ts <= until, as columns when they came as columns."""
+    if isinstance(rows, ReadingColumns):
+        keep = [i for i, ts in enumerate(rows.ts) if after < ts <= until]
+        if len(keep) == len(rows):
+            return rows
+        if not keep:
+            return []
+        pick = itemgetter(*keep) if len(keep) > 1 else lambda column: (column[keep[0]],)
+        return ReadingColumns(
+            rows.meter_id, pick(rows.quantity), pick(rows.ts), pick(rows.value), pick(rows.scale),
+            pick(rows.unit), pick(rows.status), rows.source, rows.read_at, rows.snapshot,
+        )
+    return [r for r in rows if after < r.ts <= until]
+
+
+def _microseconds(column: list[dt.datetime]) -> pl.Series:
+    # A round's readings share few instants (96 a profile day): each is converted once.
+    # Integer microseconds since the epoch are exact and tens of times faster than letting
+    # Polars convert every aware datetime through its tzinfo (measured: 7-17 ms against
+    # 410-440 ms for 208,000 rows).
+    known = {when: (when - _EPOCH) // _MICROSECOND for when in set(column)}
+    return pl.Series(list(map(known.__getitem__, column)), dtype=pl.Int64())
+
+
+def landing_frame(chunks: Iterable[Chunk], source: str) -> pl.DataFrame:
+    """The chunks' readings as one frame of the contract's dtypes, every row's source `source`."""
+    columns: dict[str, list[object]] = {name: [] for name in (*_ROW_COLUMNS, *_SHARED_COLUMNS)}
+    for chunk in chunks:
+        rows = len(chunk)
+        if not rows:
+            continue
+        if isinstance(chunk, ReadingColumns):
+            for name in _ROW_COLUMNS:
+                columns[name].extend(getattr(chunk, name))
+            for name in _SHARED_COLUMNS:
+                columns[name].extend(repeat(getattr(chunk, name), rows))
+        else:
+            for name in columns:
+                columns[name].extend(map(attrgetter(name), chunk))
+    height = len(columns["ts"])
+    if not height:
         return empty_frame()
-    return to_frame(readings).with_columns(pl.lit(source, dtype=pl.String()).alias("source"))
+    series = []
+    for name, dtype in READING_SCHEMA.items():
+        if name == "source":
+            series.append(pl.repeat(source, height, dtype=pl.String(), eager=True).alias(name))
+        elif isinstance(dtype, pl.Datetime):
+            series.append(_microseconds(columns[name]).cast(dtype).alias(name))  # type: ignore[arg-type]
+        else:
+            series.append(pl.Series(name, columns[name], dtype=dtype))
+    return pl.DataFrame(series)

@@ -27,14 +27,13 @@ from sqlalchemy.engine import Connection
 from core.clock import Clock, SystemClock
 from core.config import HeadendSettings
 from core.errors import AmrError
-from core.reading import Reading
 from core.state import StateStore
 from core.timezones import local_date, local_midnight_utc
 from headend import clocksync, commlog, health, landings, watermarks, wire
 from headend.clocksync import ClockAction, ClockEvent, ClockPolicy
 from headend.commlog import Attempt
 from headend.dlms_session import counter_store
-from headend.frames import landing_frame
+from headend.frames import Chunk, landing_frame, within
 from headend.keystore import KeyStore
 from headend.limits import SCHEDULED, Limiter, PollLimits
 from headend.policy import BreakerPolicy, RetryPolicy, error_class, retryable
@@ -111,13 +110,19 @@ class _Job:
     """What one meter produced this round; kept across its attempts."""
 
     meter: Meter
-    readings: list[Reading] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)  # as the session gave them (see frames.py)
+    rows: int = 0
     marks: dict[WatermarkKey, dt.datetime] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
     clock_events: list[ClockEvent] = field(default_factory=list)
     registers_done: bool = False
     clock_done: bool = False
     outcome: health.Outcome | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk:
+            self.chunks.append(chunk)
+            self.rows += len(chunk)
 
 
 class _Round:
@@ -200,7 +205,7 @@ class _Round:
             end = min(mark + CHUNK, limit)
             rows = await session.read_profile(profile, mark, end)
             # Both bounds are inclusive: the row at `mark` was stored by the previous chunk.
-            job.readings.extend([r for r in rows if mark < r.ts <= end])
+            job.add(within(rows, mark, end))
             job.marks[key] = mark = end
             if self.stop.is_set():
                 return
@@ -222,17 +227,17 @@ class _Round:
             key = (meter.meter_id, EVENTS_KEY)
             since = self._start_of(meter, key, job)
             events = [r for r in await session.read_events(since) if r.ts > since]
-            job.readings.extend(events)
+            job.add(events)
             if events:
                 job.marks[key] = max(r.ts for r in events)
         if "registers" in reads and REGISTERS in caps and not job.registers_done:
             try:
-                job.readings.extend(await session.read_registers())
+                job.add(await session.read_registers())
             except AmrError as exc:
                 # A partial read (some values out of range) still lands its good values.
                 partial = getattr(exc, "readings", None)
                 if isinstance(partial, list) and partial:
-                    job.readings.extend(partial)
+                    job.add(partial)
                     job.registers_done = True
                 raise
             job.registers_done = True
@@ -244,7 +249,7 @@ class _Round:
             if self.stop.is_set():
                 raise _Stopped
             started = self.clock.now()
-            before = len(job.readings)
+            before = job.rows
             error: BaseException | None = None
             outcome = "ok"
             counted = wire.Tally()
@@ -267,7 +272,7 @@ class _Round:
                     error_class=error_class(error) if error else _ABORTED.get(outcome),
                     error=str(error) if error else None, retries=attempt,
                     bytes=counted.total,
-                    readings=len(job.readings) - before,
+                    readings=job.rows - before,
                 ))
         return error
 
@@ -295,7 +300,7 @@ class _Round:
         finally:
             if job.attempts:
                 self.done.append(job)
-                self.done_rows += len(job.readings)
+                self.done_rows += job.rows
             self.finished += 1
             if self.progress is not None:
                 self.progress(self.finished, self.total)
@@ -305,7 +310,7 @@ class _Round:
     # -- landing -----------------------------------------------------------------------
 
     def _land(self, jobs: list[_Job]) -> None:
-        frame = landing_frame([r for job in jobs for r in job.readings], self.round_id)
+        frame = landing_frame((chunk for job in jobs for chunk in job.chunks), self.round_id)
         marks: dict[WatermarkKey, dt.datetime] = {}
         for job in jobs:
             marks.update(job.marks)
