@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import repeat
+from itertools import compress, repeat
 from operator import attrgetter
 from typing import Any, overload
 
@@ -296,6 +296,23 @@ class ReadingColumns(Sequence[Reading]):
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def within(self, after: dt.datetime, until: dt.datetime) -> ReadingColumns:
+        """The rows with after < ts <= until (a catch-up window), still as columns.
+
+        Rows share their few instants (one per capture time), so each distinct instant is
+        compared once and the columns are cut in C; the rows were checked when these
+        columns were made, so the cut is not checked again."""
+        inside = {when: after < when <= until for when in set(self.ts)}
+        if all(inside.values()):
+            return self
+        mask = list(map(inside.__getitem__, self.ts))
+        kept = object.__new__(ReadingColumns)
+        for name in ("meter_id", "source", "read_at", "snapshot"):
+            object.__setattr__(kept, name, getattr(self, name))
+        for name in _ROW_FIELDS:
+            object.__setattr__(kept, name, tuple(compress(getattr(self, name), mask)))
+        return kept
 
     @overload
     def __getitem__(self, index: int) -> Reading: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import polars as pl
 
@@ -28,16 +28,7 @@ _SHARED_COLUMNS = ("meter_id", "snapshot", "read_at")
 def within(rows: Chunk, after: dt.datetime, until: dt.datetime) -> Chunk:
     """The rows with after < ts <= until, as columns when they came as columns."""
     if isinstance(rows, ReadingColumns):
-        keep = [i for i, ts in enumerate(rows.ts) if after < ts <= until]
-        if len(keep) == len(rows):
-            return rows
-        if not keep:
-            return []
-        pick = itemgetter(*keep) if len(keep) > 1 else lambda column: (column[keep[0]],)
-        return ReadingColumns(
-            rows.meter_id, pick(rows.quantity), pick(rows.ts), pick(rows.value), pick(rows.scale),
-            pick(rows.unit), pick(rows.status), rows.source, rows.read_at, rows.snapshot,
-        )
+        return rows.within(after, until)
     return [r for r in rows if after < r.ts <= until]
 
 
