@@ -27,7 +27,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,7 +39,7 @@ from core.clock import VirtualClock  # noqa: E402
 from core.config import HeadendSettings  # noqa: E402
 from core.landing import list_batches  # noqa: E402
 from core.meter_url import MeterUrl  # noqa: E402
-from core.reading import Reading, from_frame  # noqa: E402
+from core.reading import Reading, ReadingColumns, from_frame  # noqa: E402
 from core.state import StateStore  # noqa: E402
 from headend.loop import loop_name  # noqa: E402
 from headend.loop import run as run_loop  # noqa: E402
@@ -133,8 +133,16 @@ class ReplaySession:
     async def read_clock(self) -> dt.datetime:
         return self.now
 
-    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
-        return [r for r in self.profile if start <= r.ts <= end]
+    async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> Sequence[Reading]:
+        # as columns, like the DLMS session's (core.reading.ReadingColumns)
+        rows = [r for r in self.profile if start <= r.ts <= end]
+        if not rows:
+            return []
+        return ReadingColumns(
+            rows[0].meter_id, [r.quantity for r in rows], [r.ts for r in rows], [r.value for r in rows],
+            [r.scale for r in rows], [r.unit for r in rows], [r.status for r in rows], rows[0].source,
+            rows[0].read_at,
+        )
 
     async def read_registers(self) -> list[Reading]:
         return self.registers
