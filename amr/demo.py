@@ -100,8 +100,8 @@ async def _poll_month(
         day = first
         while day <= following:
             clock.set(local_midnight_utc(day))
-            # One task per shard on the executor, as the daemon's rounds run; in a thread, so
-            # this loop keeps serving the simulated meters meanwhile.
+            # A round per shard (bucket), dealt into one task per executor slot, as the daemon's
+            # rounds run; in a thread, so this loop keeps serving the simulated meters meanwhile.
             reports = await asyncio.to_thread(
                 poll_by_shard, state, settings.data_dir, registry,
                 settings=settings.headend, executor=executor, clock=clock, kind="daily",
