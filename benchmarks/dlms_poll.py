@@ -10,7 +10,7 @@ after a simulated latency, counting errors.
 
 Our sessions hand the profile over as columns (`core.reading.ReadingColumns`), as the baseline
 hands over its decoded values; --as-readings also makes a `Reading` object of every profile row
-(what a caller that iterates the rows pays, the head-end's poll today).
+(what a caller that iterates the rows pays; the head-end lands the columns as they are).
 
     .venv/bin/python benchmarks/dlms_poll.py [--quick] [--sessions N] [--in-flight N] [--latency S]
         [--as-readings]

@@ -123,26 +123,17 @@ def register(work: Path, files: list[Path], *, rewrite: bool = True) -> tuple[St
 class ReplaySession:
     """A meter session that returns the readings the real run landed for this meter."""
 
-    def __init__(self, meter: Meter, rows: list[Reading], now: dt.datetime) -> None:
+    def __init__(self, meter: Meter, profile: Sequence[Reading], registers: list[Reading],
+                 now: dt.datetime) -> None:
         self.capabilities = (frozenset({CLOCK, PROFILES, REGISTERS}) if meter.protocol == "dlms"
                              else frozenset({REGISTERS}))
-        self.profile = [r for r in rows if not r.snapshot]
-        self.registers = [r for r in rows if r.snapshot]
-        self.now = now
+        self.profile, self.registers, self.now = profile, registers, now
 
     async def read_clock(self) -> dt.datetime:
         return self.now
 
     async def read_profile(self, profile: str, start: dt.datetime, end: dt.datetime) -> Sequence[Reading]:
-        # as columns, like the DLMS session's (core.reading.ReadingColumns)
-        rows = [r for r in self.profile if start <= r.ts <= end]
-        if not rows:
-            return []
-        return ReadingColumns(
-            rows[0].meter_id, [r.quantity for r in rows], [r.ts for r in rows], [r.value for r in rows],
-            [r.scale for r in rows], [r.unit for r in rows], [r.status for r in rows], rows[0].source,
-            rows[0].read_at,
-        )
+        return self.profile  # what the real round kept of [start, end]; the round cuts it again
 
     async def read_registers(self) -> list[Reading]:
         return self.registers
@@ -157,13 +148,31 @@ class ReplaySession:
         """The replayed clock is never off."""
 
 
+def _as_columns(rows: list[Reading]) -> Sequence[Reading]:
+    """A profile as the DLMS session hands it over (core.reading.ReadingColumns)."""
+    if not rows:
+        return []
+    return ReadingColumns(
+        rows[0].meter_id, [r.quantity for r in rows], [r.ts for r in rows], [r.value for r in rows],
+        [r.scale for r in rows], [r.unit for r in rows], [r.status for r in rows], rows[0].source,
+        rows[0].read_at,
+    )
+
+
 class ReplayConnector:
+    """Sessions that replay; each meter's answers are prepared before the round is measured."""
+
     def __init__(self, readings: dict[str, list[Reading]], now: dt.datetime) -> None:
-        self.readings, self.now = readings, now
+        self.now = now
+        self.answers = {
+            meter_id: (_as_columns([r for r in rows if not r.snapshot]), [r for r in rows if r.snapshot])
+            for meter_id, rows in readings.items()
+        }
 
     @asynccontextmanager
     async def session(self, meter: Meter, *, timeout: float, source: str) -> AsyncIterator[MeterSession]:
-        yield ReplaySession(meter, self.readings.get(meter.meter_id, []), self.now)
+        profile, registers = self.answers.get(meter.meter_id, ([], []))
+        yield ReplaySession(meter, profile, registers, self.now)
 
 
 def head_end_alone(work: Path, files: list[Path], data_dir: Path, since: dt.datetime, now: dt.datetime,
@@ -174,9 +183,10 @@ def head_end_alone(work: Path, files: list[Path], data_dir: Path, since: dt.date
         for reading in from_frame(batch.read()):
             readings.setdefault(reading.meter_id, []).append(reading)
     state, meters = register(work / "replay", files, rewrite=False)
+    connector = ReplayConnector(readings, now)
     cpu = cpu_seconds()
     report = run_loop(poll_meters(state, work / "replay" / "data", meters, settings=settings, since=since,
-                                  clock=VirtualClock(now), connector=ReplayConnector(readings, now),
+                                  clock=VirtualClock(now), connector=connector,
                                   options=PollOptions(kind="benchmark")), settings.event_loop)
     return cpu_seconds() - cpu, report.ok, report.readings
 
