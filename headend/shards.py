@@ -28,6 +28,7 @@ from core.executor import Executor
 from core.state import StateStore
 from headend.errors import HeadendError
 from headend.limits import Limiter, PollLimits
+from headend.loop import loop_factory
 from headend.poll import PollOptions, RoundReport, poll_meters
 from headend.registry import Meter
 
@@ -64,7 +65,11 @@ def poll_shard(task: ShardPoll) -> list[RoundReport]:
                 f"not the coordinator's {task.store}",
                 hint="set the same AMR_STATE_URL in every worker's environment (see docs/scale-out.md)",
             )
-        return asyncio.run(_poll_shards(state, task))
+        # The head-end's loop setting (uvloop by default), as the daemon's rounds run; not
+        # headend.loop.run, whose collector settings are the process's, and this task may
+        # share its process with others (a worker's threads, the demo's simulated meters).
+        with asyncio.Runner(loop_factory=loop_factory(task.settings.event_loop)) as runner:
+            return runner.run(_poll_shards(state, task))
     finally:
         state.dispose()
 
@@ -85,7 +90,7 @@ async def _poll_shards(state: StateStore, task: ShardPoll) -> list[RoundReport]:
         )
         for shard in task.shards
     ]
-    # A round that fails raises here; asyncio.run then cancels the others, whose landed
+    # A round that fails raises here; the loop's runner then cancels the others, whose landed
     # batches stand (the task's re-run continues from their watermarks).
     return list(await asyncio.gather(*rounds))
 

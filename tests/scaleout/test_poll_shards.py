@@ -3,13 +3,15 @@ own round; on a Dask LocalCluster it lands what the same round lands locally."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import polars as pl
 import pytest
+import uvloop
 
 from core.clock import VirtualClock
 from core.config import HeadendSettings
@@ -17,7 +19,9 @@ from core.executor import DaskExecutor, LocalExecutor
 from core.landing import list_batches
 from core.meter_url import MeterUrl
 from core.state import StateStore
+from headend import shards
 from headend.errors import HeadendError
+from headend.poll import RoundReport
 from headend.registry import Meter, import_fleet, list_meters
 from headend.shards import Shard, ShardPoll, deal_shards, poll_by_shard, poll_shard
 from tests.scaleout.fleets import served_fleet
@@ -144,3 +148,26 @@ def test_a_task_per_slot_polls_each_of_its_buckets_as_its_own_round(fleet_file: 
         assert set(landed["source"]) == {report.round_id}
         assert set(landed["meter_id"]) == {m.meter_id for m in meters if m.bucket == bucket}
     state.dispose()
+
+
+@pytest.mark.parametrize("kind", ["uvloop", "asyncio"])
+def test_a_task_polls_on_the_configured_event_loop(
+    kind: Literal["uvloop", "asyncio"], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loops: list[type[asyncio.AbstractEventLoop]] = []
+
+    async def record_loop(_state: StateStore, _task: ShardPoll) -> list[RoundReport]:
+        loops.append(type(asyncio.get_running_loop()))
+        return []
+
+    monkeypatch.setattr(shards, "_poll_shards", record_loop)
+    store = StateStore.open(tmp_path)
+    task = ShardPoll(
+        data_dir=tmp_path, shards=(Shard(0, ()),), settings=HeadendSettings(event_loop=kind), at=AT,
+        kind="daily", store=store.description,
+    )
+    store.dispose()
+
+    poll_shard(task)
+
+    assert loops == [uvloop.Loop if kind == "uvloop" else asyncio.SelectorEventLoop]
