@@ -360,10 +360,15 @@ class _Round:
         self.health = health.load(self.state, ids)
         self.corrections = clocksync.corrections_on(self.state, ids, local_date(self.started))
         with self.state.transaction() as conn:
+            # A round run again under its id (an executor retrying the task of a worker that
+            # died) takes its row over: it re-reads from the watermarks the first run committed.
             conn.execute(
                 sa.text(
                     "INSERT INTO headend_rounds (round_id, kind, started_at, meters)"
                     " VALUES (:r, :k, :s, :n)"
+                    " ON CONFLICT (round_id) DO UPDATE SET kind = excluded.kind,"
+                    " started_at = excluded.started_at, meters = excluded.meters, ended_at = NULL,"
+                    " ok = 0, failed = 0, skipped = 0, readings = 0, outcome = NULL"
                 ),
                 {"r": self.round_id, "k": self.options.kind, "s": to_db(self.started), "n": len(meters)},
             )
