@@ -145,6 +145,19 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
+def instants(name: str, values: Sequence[dt.datetime]) -> pl.Series:
+    """Aware datetimes as the contract's UTC microsecond column.
+
+    Polars converts aware datetimes one by one through their tzinfo; integer microseconds
+    since the epoch are tens of times faster and exactly the same (7-17 ms against 410-440 ms
+    for 208,000 rows). A poll's readings share few instants (96 a profile day), so each
+    distinct one is converted once."""
+    known = {when: (when - _EPOCH) // _MICROSECOND for when in set(values)}
+    return pl.Series(name, list(map(known.__getitem__, values)), dtype=pl.Int64()).cast(
+        pl.Datetime("us", "UTC")
+    )
+
+
 def to_frame(readings: Iterable[Reading]) -> pl.DataFrame:
     """Readings as a frame of the contract's dtypes (a hot path of every poll)."""
     rows = list(readings)
@@ -154,11 +167,7 @@ def to_frame(readings: Iterable[Reading]) -> pl.DataFrame:
     for name, dtype in READING_SCHEMA.items():
         values = list(map(attrgetter(name), rows))
         if isinstance(dtype, pl.Datetime):
-            # Polars converts aware datetimes one by one through their tzinfo; integer
-            # microseconds since the epoch are several times faster and exactly the same.
-            # A poll's readings share few instants (96 a profile day), so each is converted once.
-            known = {when: (when - _EPOCH) // _MICROSECOND for when in set(values)}
-            columns.append(pl.Series(name, [known[when] for when in values], dtype=pl.Int64).cast(dtype))
+            columns.append(instants(name, values))
         else:
             columns.append(pl.Series(name, values, dtype=dtype))
     return pl.DataFrame(columns)
@@ -225,7 +234,9 @@ _new_reading = object.__new__
 
 _INT64 = (-(2**63), 2**63 - 1)
 _TZINFO = attrgetter("tzinfo")
-_ROW_FIELDS = ("quantity", "ts", "value", "scale", "unit", "status")
+# The fields a ReadingColumns holds per row; the others are shared by the read's rows.
+ROW_FIELDS = ("quantity", "ts", "value", "scale", "unit", "status")
+SHARED_FIELDS = ("meter_id", "snapshot", "source", "read_at")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -254,14 +265,14 @@ class ReadingColumns(Sequence[Reading]):
     snapshot: bool = False
 
     def __post_init__(self) -> None:
-        columns = [getattr(self, name) for name in _ROW_FIELDS]
+        columns = [getattr(self, name) for name in ROW_FIELDS]
         lengths = set(map(len, columns))
         if len(lengths) > 1:
-            sizes = ", ".join(f"{name} {len(c)}" for name, c in zip(_ROW_FIELDS, columns, strict=True))
+            sizes = ", ".join(f"{name} {len(c)}" for name, c in zip(ROW_FIELDS, columns, strict=True))
             raise ContractError(
                 f"ReadingColumns of meter {self.meter_id!r}: columns of unequal length ({sizes})"
             )
-        for name, column in zip(_ROW_FIELDS, columns, strict=True):
+        for name, column in zip(ROW_FIELDS, columns, strict=True):
             object.__setattr__(self, name, tuple(column))  # immutable: the checks below stay true
         if self.ts and not self._in_contract():
             self._normalise()
@@ -308,9 +319,9 @@ class ReadingColumns(Sequence[Reading]):
             return self
         mask = list(map(inside.__getitem__, self.ts))
         kept = object.__new__(ReadingColumns)
-        for name in ("meter_id", "source", "read_at", "snapshot"):
+        for name in SHARED_FIELDS:
             object.__setattr__(kept, name, getattr(self, name))
-        for name in _ROW_FIELDS:
+        for name in ROW_FIELDS:
             object.__setattr__(kept, name, tuple(compress(getattr(self, name), mask)))
         return kept
 
@@ -351,23 +362,22 @@ class ReadingColumns(Sequence[Reading]):
         rows = len(self)
         if not rows:
             return empty_frame()
-        known = {when: (when - _EPOCH) // _MICROSECOND for when in set(self.ts)}
         columns: dict[str, Sequence[object]] = {
             "meter_id": [self.meter_id] * rows,
             "quantity": self.quantity,
-            "ts": [known[when] for when in self.ts],
             "value": self.value,
             "scale": self.scale,
             "unit": self.unit,
             "status": self.status,
             "snapshot": [self.snapshot] * rows,
             "source": [self.source] * rows,
-            "read_at": [(self.read_at - _EPOCH) // _MICROSECOND] * rows,
         }
         series = []
         for name, dtype in READING_SCHEMA.items():
-            if isinstance(dtype, pl.Datetime):  # integer microseconds since the epoch, as in to_frame
-                series.append(pl.Series(name, columns[name], dtype=pl.Int64()).cast(dtype))
+            if name == "ts":
+                series.append(instants(name, self.ts))
+            elif name == "read_at":
+                series.append(instants(name, [self.read_at] * rows))
             else:
                 series.append(pl.Series(name, columns[name], dtype=dtype))
         return pl.DataFrame(series)

@@ -16,13 +16,10 @@ from operator import attrgetter
 
 import polars as pl
 
-from core.reading import READING_SCHEMA, Reading, ReadingColumns, empty_frame
+from core.reading import READING_SCHEMA, ROW_FIELDS, Reading, ReadingColumns, empty_frame, instants
 
 Chunk = Sequence[Reading]  # a ReadingColumns, or a list of Reading
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-_ROW_COLUMNS = ("quantity", "ts", "value", "scale", "unit", "status")
-_SHARED_COLUMNS = ("meter_id", "snapshot", "read_at")
+_SHARED_COLUMNS = ("meter_id", "snapshot", "read_at")  # the round's id stands for every source
 
 
 def within(rows: Chunk, after: dt.datetime, until: dt.datetime) -> Chunk:
@@ -32,24 +29,15 @@ def within(rows: Chunk, after: dt.datetime, until: dt.datetime) -> Chunk:
     return [r for r in rows if after < r.ts <= until]
 
 
-def _microseconds(column: list[dt.datetime]) -> pl.Series:
-    # A round's readings share few instants (96 a profile day): each is converted once.
-    # Integer microseconds since the epoch are exact and tens of times faster than letting
-    # Polars convert every aware datetime through its tzinfo (measured: 7-17 ms against
-    # 410-440 ms for 208,000 rows).
-    known = {when: (when - _EPOCH) // _MICROSECOND for when in set(column)}
-    return pl.Series(list(map(known.__getitem__, column)), dtype=pl.Int64())
-
-
 def landing_frame(chunks: Iterable[Chunk], source: str) -> pl.DataFrame:
     """The chunks' readings as one frame of the contract's dtypes, every row's source `source`."""
-    columns: dict[str, list[object]] = {name: [] for name in (*_ROW_COLUMNS, *_SHARED_COLUMNS)}
+    columns: dict[str, list[object]] = {name: [] for name in (*ROW_FIELDS, *_SHARED_COLUMNS)}
     for chunk in chunks:
         rows = len(chunk)
         if not rows:
             continue
         if isinstance(chunk, ReadingColumns):
-            for name in _ROW_COLUMNS:
+            for name in ROW_FIELDS:
                 columns[name].extend(getattr(chunk, name))
             for name in _SHARED_COLUMNS:
                 columns[name].extend(repeat(getattr(chunk, name), rows))
@@ -64,7 +52,7 @@ def landing_frame(chunks: Iterable[Chunk], source: str) -> pl.DataFrame:
         if name == "source":
             series.append(pl.repeat(source, height, dtype=pl.String(), eager=True).alias(name))
         elif isinstance(dtype, pl.Datetime):
-            series.append(_microseconds(columns[name]).cast(dtype).alias(name))  # type: ignore[arg-type]
+            series.append(instants(name, columns[name]))  # type: ignore[arg-type]
         else:
             series.append(pl.Series(name, columns[name], dtype=dtype))
     return pl.DataFrame(series)
