@@ -22,7 +22,7 @@ from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID
 from ingest.config import VeeConfig
 from ingest.localtime import minute_of_day
-from ingest.quantities import INTERVAL
+from ingest.quantities import INTERVAL, with_code
 from ingest.validate import in_outage
 
 PAIR = ["meter_key", "quantity"]
@@ -67,6 +67,106 @@ def slot_grid(day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     return pl.LazyFrame({"ts": ends}, schema={"ts": pl.Datetime("us", "UTC")})
 
 
+def gap_runs(
+    readings: pl.LazyFrame,
+    day: dt.date,
+    cfg: VeeConfig,
+    now: dt.datetime,
+    expected: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Runs of slots with no valid value, per interval series seen that day or `expected`
+    (series of the day before, so a meter silent all day is estimated too):
+    (meter_key, meter_id, quantity, first, last, prev_mwh, next_mwh), slots numbered from 1
+    at the first interval end of the day, `prev_mwh`/`next_mwh` the valid values just
+    outside the run (null when there are none).
+
+    Found from the valid values' neighbours in one pass over the series sorted by time, so
+    the work grows with the readings and the gaps, never with a grid of every slot."""
+    start = local_midnight_utc(day)
+    slots = (
+        slot_grid(day, cfg, now - dt.timedelta(minutes=cfg.estimate_lag_minutes))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    schema = {
+        "meter_key": pl.Int64(),
+        "meter_id": pl.String(),
+        "quantity": pl.String(),
+        "first": pl.Int64(),
+        "last": pl.Int64(),
+        "prev_mwh": pl.Int64(),
+        "next_mwh": pl.Int64(),
+    }
+    if slots == 0:
+        return pl.LazyFrame(schema=schema)
+    step_us = int(cfg.interval / dt.timedelta(microseconds=1))
+    offset = pl.col("ts").dt.epoch("us") - int(
+        (start - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) / dt.timedelta(microseconds=1)
+    )
+    intervals = with_code(readings.filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0)))
+    # valid values on the slot grid (a value off the grid, accepted in review, fills no slot)
+    valid = (
+        intervals.filter((pl.col("state") == VALID) & (offset % step_us == 0))
+        .select("meter_key", "qcode", "meter_id", "quantity", slot=offset // step_us, mwh="mwh")
+        .sort("meter_key", "qcode", "slot")
+    )
+    same = (pl.col("meter_key") == pl.col("meter_key").shift(1)) & (
+        pl.col("qcode") == pl.col("qcode").shift(1)
+    )
+    before = pl.when(same).then(pl.col("slot").shift(1))  # null: the series' first value
+    # the run before each valid value, and the run after each series' last value
+    inner = valid.select(
+        "meter_key",
+        "meter_id",
+        "quantity",
+        first=(before.fill_null(0) + 1).clip(lower_bound=1),
+        last=(pl.col("slot") - 1).clip(upper_bound=slots),
+        _bs=before,
+        _bv=pl.when(same).then(pl.col("mwh").shift(1)),
+        _as=pl.col("slot"),
+        _av=pl.col("mwh"),
+    )
+    last_of_series = ~same.shift(-1).fill_null(False)
+    tail = valid.filter(last_of_series).select(
+        "meter_key",
+        "meter_id",
+        "quantity",
+        first=(pl.col("slot") + 1).clip(lower_bound=1),
+        last=pl.lit(slots, pl.Int64),
+        _bs=pl.col("slot"),
+        _bv=pl.col("mwh"),
+        _as=pl.lit(None, pl.Int64),
+        _av=pl.lit(None, pl.Int64),
+    )
+    series = intervals.select("meter_key", "meter_id", "quantity")
+    if expected is not None:
+        series = pl.concat([series, expected.select("meter_key", "meter_id", "quantity")])
+    # series with no valid value on the grid at all: the whole day is one run
+    silent = (
+        series.unique()
+        .join(valid.select("meter_key", "quantity").unique(), on=["meter_key", "quantity"], how="anti")
+        .with_columns(first=pl.lit(1, pl.Int64), last=pl.lit(slots, pl.Int64), prev_mwh=None, next_mwh=None)
+    )
+    runs = (
+        pl.concat([inner, tail], how="vertical_relaxed")
+        .filter(pl.col("first") <= pl.col("last"))
+        .select(
+            "meter_key",
+            "meter_id",
+            "quantity",
+            "first",
+            "last",
+            # a neighbour counts only when it is right next to the run
+            prev_mwh=pl.when(pl.col("_bs") == pl.col("first") - 1).then(pl.col("_bv")),
+            next_mwh=pl.when(pl.col("_as") == pl.col("last") + 1).then(pl.col("_av")),
+        )
+    )
+    return pl.concat([runs, silent], how="vertical_relaxed").select(
+        pl.col(n).cast(t) for n, t in schema.items()
+    )
+
+
 def missing_slots(
     readings: pl.LazyFrame,
     day: dt.date,
@@ -74,22 +174,28 @@ def missing_slots(
     now: dt.datetime,
     expected: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Slots with no valid value of every interval series seen that day, or `expected`
-    (series of the day before, so a meter silent all day is estimated too)."""
-    grid = slot_grid(day, cfg, now - dt.timedelta(minutes=cfg.estimate_lag_minutes))
-    intervals = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("meter_key") >= 0))
-    valid = intervals.filter(pl.col("state") == VALID).select(*PAIR, "ts").join(grid, on="ts", how="semi")
-    series = intervals.select("meter_key", "meter_id", "quantity")
-    if expected is not None:
-        series = pl.concat([series, expected.select("meter_key", "meter_id", "quantity")])
-    # only series short of a full grid are expanded (most series are complete)
-    short = (
-        series.unique()
-        .join(valid.group_by(PAIR).agg(_n=pl.len()), on=PAIR, how="left")
-        .filter(pl.col("_n").fill_null(0) < grid.select(pl.len()).collect().item())
-        .drop("_n")
+    """One row per missing slot (meter_key, meter_id, quantity, ts) with its run: `gap_len`,
+    `pos` (1-based place in the run), `gap_start`, `gap_end`, and the valid neighbours
+    `prev_mwh`, `next_mwh`."""
+    start = pl.lit(local_midnight_utc(day)).dt.cast_time_unit("us")
+    step = cfg.interval
+    return (
+        gap_runs(readings, day, cfg, now, expected)
+        .with_columns(_slot=pl.int_ranges("first", pl.col("last") + 1, dtype=pl.Int64))
+        .explode("_slot")
+        .select(
+            "meter_key",
+            "meter_id",
+            "quantity",
+            ts=start + step * pl.col("_slot"),
+            gap_len=pl.col("last") - pl.col("first") + 1,
+            pos=pl.col("_slot") - pl.col("first") + 1,
+            gap_start=start + step * pl.col("first"),
+            gap_end=start + step * pl.col("last"),
+            prev_mwh="prev_mwh",
+            next_mwh="next_mwh",
+        )
     )
-    return short.join(grid, how="cross").join(valid, on=[*PAIR, "ts"], how="anti")
 
 
 def estimate(
@@ -114,33 +220,17 @@ def estimate(
     estimates is 0 (method `day_edit`), so scaling spreads the stated energy over every slot.
     """
     step = cfg.interval
-    gaps = missing_slots(readings, day, cfg, now, expected).sort([*PAIR, "ts"]).cache()
-    valid = (
-        readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID))
-        .select(*PAIR, "ts", "mwh")
-        .join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
+    gaps = missing_slots(readings, day, cfg, now, expected).cache()
+    valid = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID)).select(
+        *PAIR, "ts", "mwh"
     )
-    run = ((pl.col("ts") - pl.col("ts").shift(1)) != step).fill_null(True).cum_sum().over(PAIR)
-    gaps = gaps.with_columns(_run=run).with_columns(
-        gap_len=pl.len().over([*PAIR, "_run"]).cast(pl.Int64),
-        pos=(pl.int_range(pl.len()).over([*PAIR, "_run"]) + 1).cast(pl.Int64),
-        gap_start=pl.col("ts").min().over([*PAIR, "_run"]),
-        gap_end=pl.col("ts").max().over([*PAIR, "_run"]),
-    )
-    before = valid.select(*PAIR, _bts=pl.col("ts") + step, prev_mwh=pl.col("mwh"))
-    after = valid.select(*PAIR, _ats=pl.col("ts") - step, next_mwh=pl.col("mwh"))
-    gaps = (
-        gaps.join(before, left_on=[*PAIR, "gap_start"], right_on=[*PAIR, "_bts"], how="left")
-        .join(after, left_on=[*PAIR, "gap_end"], right_on=[*PAIR, "_ats"], how="left")
-        .with_columns(minute_of_day(pl.col("ts") - step))
-        .join(
-            # the like days of the meters with gaps only, averaged per slot
-            like_profile(
-                like.join(gaps.select("meter_key").unique(), on="meter_key", how="semi")
-            ).with_columns(pl.col("minute") - cfg.interval_minutes),
-            on=[*PAIR, "minute"],
-            how="left",
-        )
+    gaps = gaps.with_columns(minute_of_day(pl.col("ts") - step)).join(
+        # the like days of the meters with gaps only, averaged per slot
+        like_profile(like.join(gaps.select("meter_key").unique(), on="meter_key", how="semi")).with_columns(
+            pl.col("minute") - cfg.interval_minutes
+        ),
+        on=[*PAIR, "minute"],
+        how="left",
     )
     gaps = in_outage(gaps, windows, step)
     both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
-from ingest.estimate import day_type, estimate, like_days, scale_to_registers
+from ingest.estimate import day_type, estimate, like_days, missing_slots, scale_to_registers
 from tests.ingest.builders import DAY, STEP
 
 CFG = VeeConfig()
@@ -45,7 +45,15 @@ def readings(values: dict[int, int]) -> pl.LazyFrame:
             "state": ["valid"] * len(slots),
             "kind": ["interval"] * len(slots),
         },
-        schema_overrides={"ts": pl.Datetime("us", "UTC")},
+        schema={
+            "meter_key": pl.Int64,
+            "meter_id": pl.String,
+            "quantity": pl.String,
+            "ts": pl.Datetime("us", "UTC"),
+            "mwh": pl.Int64,
+            "state": pl.String,
+            "kind": pl.String,
+        },
     )
 
 
@@ -138,3 +146,41 @@ def test_like_days_are_the_same_day_type() -> None:
     ]
     sunday = dt.date(2026, 11, 15)  # the store has Sundays Nov 8, Nov 1 and Oct 25 in reach
     assert [day_type(d) for d in like_days(sunday, available, CFG)] == [2, 2, 2]
+
+
+def _reference_gaps(valid: dict[int, int], slots: int) -> dict[int, tuple[int, int, int | None, int | None]]:
+    """Slot -> (run length, place in run, value before, value after): the plain definition."""
+    missing = [k for k in range(1, slots + 1) if k not in valid]
+    out: dict[int, tuple[int, int, int | None, int | None]] = {}
+    runs: list[list[int]] = []
+    for k in missing:
+        if runs and runs[-1][-1] == k - 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    for run in runs:
+        for place, k in enumerate(run, start=1):
+            out[k] = (len(run), place, valid.get(run[0] - 1), valid.get(run[-1] + 1))
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    present=st.dictionaries(st.integers(-2, 99), st.integers(0, 10**6), max_size=60),
+    quarantined=st.sets(st.integers(1, 96), max_size=10),
+    lag_slots=st.integers(0, 100),
+)
+def test_missing_slots_match_the_plain_definition(
+    present: dict[int, int], quarantined: set[int], lag_slots: int
+) -> None:
+    """Every grid slot without a valid value is missing exactly once, with its run and the valid
+    values right next to it, whatever values lie outside the day or the estimation lag."""
+    now = T0 + STEP * lag_slots + dt.timedelta(minutes=CFG.estimate_lag_minutes)
+    valid = readings(present)
+    other = readings({k: 1 for k in quarantined}).with_columns(state=pl.lit("quarantined"))
+    got = missing_slots(pl.concat([valid, other]), DAY, CFG, now).collect()
+    slots = min(max(lag_slots, 0), 96)
+    expected = _reference_gaps(present, slots) if present or quarantined else {}
+    rows = got.select("ts", "gap_len", "pos", "prev_mwh", "next_mwh").iter_rows()
+    assert {int((ts - T0) / STEP): (n, pos, before, after) for ts, n, pos, before, after in rows} == expected
+    assert got.height == len(expected)
