@@ -55,7 +55,7 @@ def test_register_day_unwraps_a_rollover() -> None:
     capacity = pl.LazyFrame({"meter_key": [2], "capacity_mwh": [1_000_000_000]})
     adv = aggregate.advances(ends(999_990_000), ends(5_000), capacity)
     no_intervals = aggregate.interval_days(
-        day_of_intervals(0).clear(), pl.LazyFrame(schema={"minute": pl.Int32, "tou": pl.String}), CFG
+        day_of_intervals(0).clear(), in_force(load_calendars(), DAY).lookup(DAY), CFG
     )
     row = aggregate.daily(no_intervals, adv, METERS, DAY).collect().row(0, named=True)
     assert row["meter_id"] == "M2" and row["basis"] == "registers" and row["energy_wh"] == 15
