@@ -185,7 +185,7 @@ def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -
         .select("meter_key", "ts", _hit=pl.lit(True))
     )
     return (
-        lf.join(hits, on=["meter_key", "ts"], how="left")
+        lf.join(hits, on=["meter_key", "ts"], how="left", maintain_order="left")
         .with_columns(in_outage=pl.col("_hit").fill_null(False))
         .drop("_hit")
     )

@@ -121,7 +121,7 @@ def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
     decided = decisions.filter(pl.col("action").is_in(["accept", "reject"])).select(
         *KEY, _action=pl.col("action"), _dv=pl.col("value"), _ds=pl.col("scale")
     )
-    joined = lf.join(decided, on=KEY, how="left")
+    joined = lf.join(decided, on=KEY, how="left", maintain_order="left")
     same = (pl.col("value") == pl.col("_dv")) & (pl.col("scale") == pl.col("_ds"))
     accepted = (pl.col("_action") == "accept") & same
     state = (
@@ -151,7 +151,9 @@ def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
     """The measured intervals of meter-days rejected (or re-stated) in review are rejected,
     flagged `day_rejected`; `days` has the meters' keys."""
     hit = (
-        checked.join(days.select("meter_key", _day=pl.lit(True)), on="meter_key", how="left")
+        checked.join(
+            days.select("meter_key", _day=pl.lit(True)), on="meter_key", how="left", maintain_order="left"
+        )
         .with_columns(_day=pl.col("_day").fill_null(False) & (pl.col("kind") == INTERVAL))
     )
     return hit.with_columns(
@@ -216,6 +218,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         .join(meters, on="meter_key", how="left")
         .join(hist, on="meter_key", how="left")
         .with_columns(reason=pl.lit(None, pl.String), flags=pl.lit(""))
+        .sort(["meter_key", "qcode", "ts"], maintain_order=True)
         .cache()
     )
     validated = validate(rows, cfg, now)

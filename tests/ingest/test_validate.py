@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL, STANDARD_EVENT_LOG, VOLTAGE_L1
 from core.reading import STATUS_CLOCK_ADJUSTED, STATUS_CLOCK_INVALID, STATUS_DATA_NOT_VALID, STATUS_POWER_DOWN
@@ -161,6 +164,41 @@ def test_zero_run_explained_by_outage_is_not_suspect() -> None:
     lf = prepared(intervals([0, 0, 0, 0, 0]))
     lf = lf.with_columns(flags=pl.lit(",outage"))
     assert flags(v.zero_runs(lf, cfg, NOW)) == [",outage"] * 5
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    series=st.lists(st.lists(st.sampled_from([0, 0, 0, 7]), min_size=1, max_size=30), min_size=1, max_size=3),
+    slots=st.integers(1, 6),
+    seed=st.randoms(use_true_random=False),
+)
+def test_zero_runs_match_the_plain_definition(
+    series: list[list[int]], slots: int, seed: random.Random
+) -> None:
+    """Whatever order the rows come in, a zero is flagged exactly when its run of zeros (in its
+    meter's series by time) is at least `zero_run_minutes` long; no row is lost or changed."""
+    cfg = VeeConfig(zero_run_minutes=slots * CFG.interval_minutes)
+    parts = [prepared(intervals(values), key=key) for key, values in enumerate(series, start=1)]
+    table = pl.concat(parts).collect()
+    table = table[seed.sample(range(table.height), table.height)]
+    out = v.zero_runs(table.lazy(), cfg, NOW).collect()
+    by = ["meter_key", "ts"]
+    assert out.select(pl.exclude("flags")).sort(by).equals(table.select(pl.exclude("flags")).sort(by))
+    expected: dict[tuple[int, int], bool] = {}
+    for key, values in enumerate(series, start=1):
+        i = 0
+        while i < len(values):
+            j = i
+            while j < len(values) and values[j] == values[i]:
+                j += 1
+            for k in range(i, j):
+                expected[(key, k)] = values[i] == 0 and j - i >= slots
+            i = j
+    got = {
+        (key, int((ts - T0) / STEP) - 1): flag == ",zero_run"
+        for key, ts, flag in out.select("meter_key", "ts", "flags").iter_rows()
+    }
+    assert got == expected
 
 
 def test_rules_keep_the_first_reason() -> None:
