@@ -85,6 +85,13 @@ def with_kind(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.join(kinds, on="quantity", how="left")
 
 
+def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows of register quantities, the kind decided once per distinct quantity (a
+    semi-join on the text instead of classifying every row of a partition)."""
+    kinds = lf.select("quantity").unique().with_columns(kind_expr()).filter(pl.col("kind") == REGISTER)
+    return lf.join(kinds.select("quantity"), on="quantity", how="semi", maintain_order="left")
+
+
 def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add `kind`, `qcode`, `unit_ok` (energy unit fits the quantity) and `mwh`; rows keep
     their order (the first of identical repeats is the one kept)."""

@@ -20,7 +20,7 @@ from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.estimate import estimate
-from ingest.quantities import INTERVAL, REGISTER, classify
+from ingest.quantities import INTERVAL, classify, registers_of
 from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
 from ingest.validate import outage_windows, validate
 
@@ -185,8 +185,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     merged = dedupe(merged).cache()  # branch point: used for the rules and the accounting
     # the previous day's last register values, so a decrease across midnight is seen
     context = (
-        classify(_raw(inputs.previous.filter(pl.col("state") == VALID)))
-        .filter(pl.col("kind") == REGISTER)
+        classify(_raw(registers_of(inputs.previous.filter(pl.col("state") == VALID))))
         .sort("ts")
         .group_by("meter_key", "qcode")
         .last()
@@ -265,10 +264,12 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         inputs.previous.filter(
             (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
         )
-        .select("meter_key", "meter_id", "quantity")
+        .select("meter_key")
         .unique()
-        .join(meters, on="meter_key")
+        # by integer key; the id and the quantity are the same for every row of a meter
+        .join(inputs.meters.select("meter_key", "meter_id", "in_service_until"), on="meter_key")
         .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))
+        .select("meter_key", "meter_id", quantity=pl.lit(ACTIVE_IMPORT_INTERVAL))
     )
     estimates = estimate(
         checked, windows, inputs.like, advance, day=inputs.day, cfg=cfg, now=now, expected=expected,
