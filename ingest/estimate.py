@@ -49,11 +49,15 @@ def like_days(day: dt.date, available: set[dt.date], cfg: VeeConfig) -> list[dt.
     return out
 
 
-def like_profile(history: pl.LazyFrame) -> pl.LazyFrame:
-    """Average per (meter_key, quantity, minute of day) of like days' intervals, integer mWh."""
+def like_profile(like: pl.LazyFrame, wanted: pl.LazyFrame, step: dt.timedelta) -> pl.LazyFrame:
+    """Average per (meter_key, quantity, minute) of like days' intervals, integer mWh, where
+    `minute` is the local minute the interval starts (as the gaps are keyed), for the
+    (meter_key, minute) pairs `wanted` only: a semi-join on two integers first, so the like
+    days' rows that no gap needs are never grouped."""
     return (
-        history.filter(pl.col("state").is_in([VALID, ESTIMATED]) & pl.col("mwh").is_not_null())
-        .with_columns(minute_of_day(pl.col("ts")))
+        like.filter(pl.col("state").is_in([VALID, ESTIMATED]) & pl.col("mwh").is_not_null())
+        .select(*PAIR, "mwh", minute_of_day(pl.col("ts") - step))
+        .join(wanted, on=["meter_key", "minute"], how="semi")
         .group_by([*PAIR, "minute"])
         .agg(like_mwh=pl.col("mwh").sum() // pl.len())
     )
@@ -224,20 +228,16 @@ def estimate(
     valid = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID)).select(
         *PAIR, "ts", "mwh"
     )
-    gaps = gaps.with_columns(minute_of_day(pl.col("ts") - step)).join(
-        # the like days of the meters with gaps only, averaged per slot
-        like_profile(like.join(gaps.select("meter_key").unique(), on="meter_key", how="semi")).with_columns(
-            pl.col("minute") - cfg.interval_minutes
-        ),
-        on=[*PAIR, "minute"],
-        how="left",
-    )
-    gaps = in_outage(gaps, windows, step)
+    gaps = gaps.with_columns(minute_of_day(pl.col("ts") - step))
     both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (
         pl.col("gap_len") + 1
     )
     interpolated = pl.coalesce(both, pl.col("prev_mwh"), pl.col("next_mwh"))
     short = pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
+    # the like days are averaged only for the slots that interpolation does not fill
+    wanted = gaps.filter(~(short & interpolated.is_not_null())).select("meter_key", "minute").unique()
+    gaps = gaps.join(like_profile(like, wanted, step), on=[*PAIR, "minute"], how="left")
+    gaps = in_outage(gaps, windows, step)
     gaps = gaps.with_columns(
         mwh=pl.when(pl.col("in_outage"))
         .then(pl.lit(0, pl.Int64))

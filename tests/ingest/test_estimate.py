@@ -62,8 +62,9 @@ def estimated(
     like: pl.LazyFrame = NO_LIKE,
     advance: pl.LazyFrame = NO_ADVANCE,
     windows: pl.LazyFrame = NO_WINDOWS,
+    now: dt.datetime = NOW,
 ) -> dict[int, tuple[int, str]]:
-    out = estimate(lf, windows, like, advance, day=DAY, cfg=CFG, now=NOW).collect()
+    out = estimate(lf, windows, like, advance, day=DAY, cfg=CFG, now=now).collect()
     return {
         int((ts - T0) / STEP): (mwh, method)
         for ts, mwh, method in out.select("ts", "mwh", "method").iter_rows()
@@ -94,6 +95,21 @@ def test_long_gap_uses_the_like_day_profile() -> None:
     result = estimated(readings(values), like=like)
     assert set(result) == set(range(20, 40))
     assert {v for v in result.values()} == {(7, "like_day")}
+
+
+def test_like_days_fill_a_long_gap_up_to_midnight() -> None:
+    """The slot ending at local midnight takes the like days' slot ending at their midnight
+    (keyed by the minute the interval starts, so it is not lost at the day boundary)."""
+    values = {k: 1000 for k in range(1, 80)}  # 80..96 missing: over 4 hours up to midnight
+    like = pl.concat(
+        [
+            readings({k: mwh for k in range(1, 97)}).with_columns(pl.col("ts") - dt.timedelta(days=weeks * 7))
+            for weeks, mwh in ((1, 6), (2, 8))
+        ]
+    ).select("meter_key", "quantity", "ts", "mwh", "state")
+    # the last slots are due for estimation once the lag after midnight has passed
+    result = estimated(readings(values), like=like, now=NOW + dt.timedelta(minutes=CFG.estimate_lag_minutes))
+    assert result == {k: (7, "like_day") for k in range(80, 97)}
 
 
 def test_gap_inside_a_recorded_outage_is_zero() -> None:
