@@ -77,6 +77,8 @@ def gap_runs(
     cfg: VeeConfig,
     now: dt.datetime,
     expected: pl.LazyFrame | None = None,
+    *,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """Runs of slots with no valid value, per interval series seen that day or `expected`
     (series of the day before, so a meter silent all day is estimated too):
@@ -113,8 +115,9 @@ def gap_runs(
     valid = (
         intervals.filter((pl.col("state") == VALID) & (offset % step_us == 0))
         .select("meter_key", "qcode", "meter_id", "quantity", slot=offset // step_us, mwh="mwh")
-        .sort("meter_key", "qcode", "slot")
     )
+    if not presorted:  # the caller's rows are not sorted by meter, quantity and time yet
+        valid = valid.sort("meter_key", "qcode", "slot")
     same = (pl.col("meter_key") == pl.col("meter_key").shift(1)) & (
         pl.col("qcode") == pl.col("qcode").shift(1)
     )
@@ -177,6 +180,8 @@ def missing_slots(
     cfg: VeeConfig,
     now: dt.datetime,
     expected: pl.LazyFrame | None = None,
+    *,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """One row per missing slot (meter_key, meter_id, quantity, ts) with its run: `gap_len`,
     `pos` (1-based place in the run), `gap_start`, `gap_end`, and the valid neighbours
@@ -184,7 +189,7 @@ def missing_slots(
     start = pl.lit(local_midnight_utc(day)).dt.cast_time_unit("us")
     step = cfg.interval
     return (
-        gap_runs(readings, day, cfg, now, expected)
+        gap_runs(readings, day, cfg, now, expected, presorted=presorted)
         .with_columns(_slot=pl.int_ranges("first", pl.col("last") + 1, dtype=pl.Int64))
         .explode("_slot")
         .select(
@@ -213,6 +218,7 @@ def estimate(
     now: dt.datetime,
     expected: pl.LazyFrame | None = None,
     fill: pl.LazyFrame | None = None,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, ts, mwh, method).
 
@@ -222,9 +228,11 @@ def estimate(
 
     `fill` names meters (meter_key) whose day was re-stated in review: a slot nothing else
     estimates is 0 (method `day_edit`), so scaling spreads the stated energy over every slot.
+
+    `presorted`: the readings' intervals are sorted by meter, quantity and time already.
     """
     step = cfg.interval
-    gaps = missing_slots(readings, day, cfg, now, expected).cache()
+    gaps = missing_slots(readings, day, cfg, now, expected, presorted=presorted).cache()
     valid = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID)).select(
         *PAIR, "ts", "mwh"
     )
