@@ -90,12 +90,23 @@ def status_bits(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFr
 
 
 # -- values ------------------------------------------------------------------------------
-def conflicts(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
+def conflicts(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, *, presorted: bool = False) -> pl.LazyFrame:
     """conflict: different values for one meter, quantity and time (identical repeats were
-    already dropped): every one of them is quarantined, none is guessed right."""
+    already dropped): every one of them is quarantined, none is guessed right. `presorted`:
+    the rows are sorted by meter, quantity and time, so a key's rows are neighbours."""
     # meter_key, not meter_id: integer keys group fast; unknown meters (-1) are quarantined already
-    clean_here = CLEAN.cast(pl.Int32).sum().over([*PAIR, "ts"])
-    return lf.with_columns(quarantine(clean_here > 1, Reason.CONFLICT))
+    if not presorted:
+        clean_here = CLEAN.cast(pl.Int32).sum().over([*PAIR, "ts"])
+        return lf.with_columns(quarantine(clean_here > 1, Reason.CONFLICT))
+    key = [*PAIR, "ts"]
+    same_before = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in key]).fill_null(False)
+    same_after = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in key]).fill_null(False)
+    # clean rows of a key's run: the running count at its last row less the count before its first
+    count = CLEAN.cast(pl.Int32).cum_sum()
+    before_first = pl.when(~same_before).then(count - CLEAN.cast(pl.Int32)).forward_fill()
+    at_last = pl.when(~same_after).then(count).backward_fill()
+    clean_here = at_last - before_first
+    return lf.with_columns(quarantine((same_before | same_after) & (clean_here > 1), Reason.CONFLICT))
 
 
 def negative_interval(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
@@ -250,7 +261,10 @@ def validate(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, *, presorted: b
     frame is sorted by meter, quantity and time (the rules keep that order)."""
     checked = lf
     for rule in ROW_RULES:
-        checked = rule(checked, cfg, now)
+        if rule is conflicts:
+            checked = conflicts(checked, cfg, now, presorted=presorted)
+        else:
+            checked = rule(checked, cfg, now)
     checked = checked.cache()
     windows = outage_windows(checked).cache()
     registers = register_decrease(checked.filter(pl.col("kind") == REGISTER), cfg, now)

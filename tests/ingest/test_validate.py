@@ -121,6 +121,32 @@ def test_conflicting_values_are_all_quarantined() -> None:
     assert reasons(out) == [Reason.CONFLICT, Reason.CONFLICT, None]
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    keys=st.lists(
+        st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(0, 3), st.booleans()),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_conflicts_on_sorted_rows_match_the_window(keys: list[tuple[int, int, int, bool]]) -> None:
+    """Neighbour comparisons on rows sorted by meter, quantity and time find the same conflicts
+    as the window over the key, whichever rows were already quarantined."""
+    table = pl.concat(
+        [
+            prepared(intervals([value]), key=meter)
+            .with_columns(
+                ts=pl.col("ts") + STEP * slot, reason=pl.lit("future" if dirty else None, pl.String)
+            )
+            .collect()
+            for meter, slot, value, dirty in keys
+        ]
+    ).sort(["meter_key", "qcode", "ts"], maintain_order=True)
+    by_window = v.conflicts(table.lazy(), CFG, NOW).collect()
+    by_neighbours = v.conflicts(table.lazy(), CFG, NOW, presorted=True).collect()
+    assert by_neighbours.equals(by_window)
+
+
 def test_negative_interval_and_rated_spike() -> None:
     # 60 A x 230 V x 1 phase x 15 min = 3450 Wh
     lf = prepared(intervals([-1, 3450, 3451]), rated_mwh=60 * 230 * 15 * 1000 // 60)
