@@ -258,7 +258,9 @@ RULES: tuple[Rule, ...] = (*ROW_RULES, register_decrease, spike_history, outages
 def validate(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, *, presorted: bool = False) -> pl.LazyFrame:
     """Every rule, in order. The frame is split by kind once (cached), so the rules that sort
     or join see only their own rows and no part of the plan runs twice. `presorted`: the
-    frame is sorted by meter, quantity and time (the rules keep that order)."""
+    frame is sorted by meter, quantity and time (the rules keep that order), but for rows
+    of registers whose key no other row shares, which may follow (the day before's last
+    values): conflicts compare neighbours, and zero runs see only the intervals."""
     checked = lf
     for rule in ROW_RULES:
         if rule is conflicts:

@@ -212,12 +212,14 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     meters = inputs.meters.select(
         "meter_key", "in_service_from", "in_service_until", "rated_mwh", "capacity_mwh"
     )
+    # sorted while the frame is narrow (a sort gathers every column); the day before's register
+    # values (one per series, of another day) follow, and the joins keep the order
+    kept = merged.filter(~pl.col("_dup")).sort(["meter_key", "qcode", "ts"], maintain_order=True)
     rows = (
-        pl.concat([merged.filter(~pl.col("_dup")), context], how="diagonal_relaxed")
-        .join(meters, on="meter_key", how="left")
-        .join(hist, on="meter_key", how="left")
+        pl.concat([kept, context], how="diagonal_relaxed")
+        .join(meters, on="meter_key", how="left", maintain_order="left")
+        .join(hist, on="meter_key", how="left", maintain_order="left")
         .with_columns(reason=pl.lit(None, pl.String), flags=pl.lit(""))
-        .sort(["meter_key", "qcode", "ts"], maintain_order=True)
         .cache()
     )
     validated = validate(rows, cfg, now, presorted=True)
