@@ -120,11 +120,18 @@ def _bands(tou: pl.LazyFrame) -> pl.Series:
     return table.get_column("tou")
 
 
+def _band(tou: pl.LazyFrame, cfg: VeeConfig) -> pl.Expr:
+    """The TOU band of each interval, by the local minute it starts."""
+    return pl.lit(_bands(tou)).gather(minute_of_day(pl.col("ts") - cfg.interval)).alias("tou")
+
+
+# the day's intervals that count: valid and estimated active import
+PUBLISHED = (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
+
+
 def _published(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
     """The day's valid and estimated import intervals with their band (by start minute)."""
-    return readings.filter(
-        (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
-    ).with_columns(tou=pl.lit(_bands(tou)).gather(minute_of_day(pl.col("ts") - cfg.interval)))
+    return readings.filter(PUBLISHED).with_columns(_band(tou, cfg))
 
 
 def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
@@ -178,9 +185,9 @@ def customer_intervals(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig
     Wh, each meter's sub-Wh remainders carried forward through the day (cumulative floor),
     so they add up to the day's `energy_wh` exactly; band by the minute each interval starts
     (as `interval_days` splits the day). Sorted by meter and end."""
-    rows = readings.filter(
-        (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
-    ).select("meter_key", "meter_id", "ts", "mwh", estimated=pl.col("state") == ESTIMATED)
+    rows = readings.filter(PUBLISHED).select(
+        "meter_key", "meter_id", "ts", "mwh", estimated=pl.col("state") == ESTIMATED
+    )
     # known meters by integer key; an unknown meter's rows (key -1, accepted in review) by id
     known = _carried(rows.filter(pl.col("meter_key") >= 0).sort("meter_key", "ts"), "meter_key")
     unknown = _carried(rows.filter(pl.col("meter_key") < 0).sort("meter_id", "ts"), "meter_id")
@@ -189,8 +196,8 @@ def customer_intervals(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig
         "ts",
         "energy_wh",
         "estimated",
+        _band(tou, cfg),
         period_minutes=pl.lit(cfg.interval_minutes),
-        tou=pl.lit(_bands(tou)).gather(minute_of_day(pl.col("ts") - cfg.interval)),
     ).select(pl.col(name).cast(dtype) for name, dtype in INTERVALS_SCHEMA.items())
 
 
