@@ -499,15 +499,22 @@ def _vee_group(
     vee = plan(inputs, run.cfg, run.now)
     readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
-    split = run.with_bucket(readings, buckets).partition_by("bucket", as_dict=True, include_key=False)
-    for (bucket,), part in split.items():
-        assert isinstance(bucket, int)
+    split = _split(run.with_bucket(readings, buckets), buckets, keep_empty=False)
+    for bucket, part in split.items():
         key = (day, bucket)
         name = table.write_file(partition(date=day, bucket=bucket), part.select(list(READINGS_SCHEMA)))
         run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
         run.pending_names[key] = name
         run.pending_rows[key] = part.height
-    estimates = readings.filter(pl.col("state") == ESTIMATED).group_by("method").len()
+    # from the two columns it needs (a filter of the frame would gather all of them)
+    estimates = (
+        readings.lazy()
+        .select("state", "method")
+        .filter(pl.col("state") == ESTIMATED)
+        .group_by("method")
+        .len()
+        .collect()
+    )
     return outcomes, estimates, gone
 
 
@@ -615,10 +622,18 @@ def _aggregate(
     return len(days)
 
 
-def _split(frame: pl.DataFrame, buckets: list[int]) -> dict[int, pl.DataFrame]:
-    """A frame with a `bucket` column as one frame per bucket (empty ones included)."""
-    parts = {int(k[0]): v for k, v in frame.partition_by("bucket", as_dict=True).items()}  # type: ignore[arg-type]
-    return {b: parts.get(b, frame.clear()) for b in buckets}
+def _split(frame: pl.DataFrame, buckets: list[int], *, keep_empty: bool = True) -> dict[int, pl.DataFrame]:
+    """A frame with a `bucket` column as one frame per bucket, without that column (the
+    buckets without rows as empty frames unless `keep_empty` is false)."""
+    if len(buckets) == 1:  # a big partition alone in its group: a split would gather every column
+        return {buckets[0]: frame.drop("bucket")} if frame.height or keep_empty else {}
+    parts = {
+        int(k[0]): v  # type: ignore[arg-type]
+        for k, v in frame.partition_by("bucket", as_dict=True, include_key=False).items()
+    }
+    if not keep_empty:
+        return parts
+    return {b: parts.get(b, frame.drop("bucket").clear()) for b in buckets}
 
 
 def _replace_days(
