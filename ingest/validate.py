@@ -175,8 +175,35 @@ def outage_windows(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -> pl.LazyFrame:
-    """Add `in_outage`: the interval ending at `ts` overlaps a recorded outage."""
+def in_outage(
+    lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta, *, presorted: bool = False
+) -> pl.LazyFrame:
+    """Add `in_outage`: the interval ending at `ts` overlaps a recorded outage. `presorted`:
+    the rows are sorted by time within each (meter_key, qcode) series, as validate's are."""
+    # an interval ending exactly at the power-down is not in the outage; one that begins
+    # before the power-up is
+    inside = pl.col("up_ts") > pl.col("ts") - interval
+    if presorted:
+        # the as-of join straight on the rows, by series (time ascends within each): a left
+        # join on (meter, time) probed every row, 0.22 of 0.23 CPU-s on 590,000 intervals
+        # even without an outage; this takes 0.01-0.02 s. The windows go to each series of
+        # their meter.
+        series = lf.select("meter_key", "qcode").join(
+            windows.select("meter_key").unique(), on="meter_key", how="semi"
+        ).unique()
+        per_series = windows.join(series, on="meter_key").sort("down_ts")
+        return (
+            lf.join_asof(
+                per_series,
+                left_on="ts",
+                right_on="down_ts",
+                by=["meter_key", "qcode"],
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .with_columns(in_outage=inside.fill_null(False))
+            .drop("down_ts", "up_ts")
+        )
     # only the rows of meters that recorded an outage are looked at (few), then joined back
     candidates = lf.select("meter_key", "ts").join(windows.select("meter_key").unique(), on="meter_key")
     hits = (
@@ -190,9 +217,7 @@ def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -
             strategy="backward",
             check_sortedness=False,
         )
-        # an interval ending exactly at the power-down is not in the outage; one that
-        # begins before the power-up is
-        .filter(pl.col("up_ts") > pl.col("ts") - interval)
+        .filter(inside)
         .select("meter_key", "ts", _hit=pl.lit(True))
     )
     return (
@@ -203,11 +228,17 @@ def in_outage(lf: pl.LazyFrame, windows: pl.LazyFrame, interval: dt.timedelta) -
 
 
 def outages(
-    lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, windows: pl.LazyFrame | None = None
+    lf: pl.LazyFrame,
+    cfg: VeeConfig,
+    now: dt.datetime,
+    windows: pl.LazyFrame | None = None,
+    *,
+    presorted: bool = False,
 ) -> pl.LazyFrame:
     """outage: intervals inside a power outage the meter recorded (not a fault). The
     windows come from the frame's own event rows unless given."""
-    marked = in_outage(lf, outage_windows(lf) if windows is None else windows, cfg.interval)
+    found = outage_windows(lf) if windows is None else windows
+    marked = in_outage(lf, found, cfg.interval, presorted=presorted)
     return marked.with_columns(flag((pl.col("kind") == INTERVAL) & pl.col("in_outage"), Reason.OUTAGE))
 
 
@@ -271,6 +302,7 @@ def validate(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, *, presorted: b
     windows = outage_windows(checked).cache()
     registers = register_decrease(checked.filter(pl.col("kind") == REGISTER), cfg, now)
     intervals = spike_history(checked.filter(pl.col("kind") == INTERVAL), cfg, now).cache()
-    intervals = zero_runs(outages(intervals, cfg, now, windows), cfg, now, presorted=presorted)
+    intervals = outages(intervals, cfg, now, windows, presorted=presorted)
+    intervals = zero_runs(intervals, cfg, now, presorted=presorted)
     rest = checked.filter(~pl.col("kind").is_in([REGISTER, INTERVAL])).with_columns(in_outage=pl.lit(False))
     return pl.concat([registers.with_columns(in_outage=pl.lit(False)), intervals, rest], how="diagonal")

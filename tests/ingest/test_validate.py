@@ -179,6 +179,54 @@ def test_recorded_outage_marks_intervals_inside_it() -> None:
     assert flags(out) == ["", "", ",outage", ",outage", ",outage", ""]
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    series=st.lists(
+        st.tuples(
+            st.integers(1, 3), st.sampled_from([10, 20]), st.sets(st.integers(1, 40), min_size=1, max_size=40)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    outages=st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 45 * 15), st.one_of(st.none(), st.integers(0, 300))),
+        max_size=5,
+    ),
+)
+def test_in_outage_on_sorted_series_matches_the_general_join(
+    series: list[tuple[int, int, set[int]]], outages: list[tuple[int, int, int | None]]
+) -> None:
+    """The as-of join straight on rows sorted by time within each (meter, quantity) series
+    (several series per meter, so time falls back between them) marks exactly the intervals
+    the general join marks: a guard on Polars' as-of join by groups."""
+    records = {(key, code, T0 + STEP * slot) for key, code, slots in series for slot in slots}
+    utc = pl.Datetime("us", "UTC")
+    rows_ = pl.DataFrame(
+        sorted(records), schema={"meter_key": pl.Int64, "qcode": pl.Int64, "ts": utc}, orient="row"
+    )
+    minutes = dt.timedelta(minutes=1)
+    windows = pl.DataFrame(
+        [
+            (key, T0 + minutes * down, None if up is None else T0 + minutes * (down + up))
+            for key, down, up in outages
+        ],
+        schema={"meter_key": pl.Int64, "down_ts": utc, "up_ts": utc},
+        orient="row",
+    ).with_columns(pl.col("up_ts").fill_null(dt.datetime(9999, 1, 1, tzinfo=dt.UTC)))
+    # one window per power-down time, as the event log gives (a repeat is one event)
+    windows = windows.unique(["meter_key", "down_ts"], keep="first", maintain_order=True)
+    fast = v.in_outage(rows_.lazy(), windows.lazy(), STEP, presorted=True).collect()
+    general = v.in_outage(rows_.lazy(), windows.lazy(), STEP).collect()
+    assert fast.equals(general)
+    # and by the plain definition: the latest power-down at or before the interval's end,
+    # with the power back after the interval began
+    for key, _, ts, hit in fast.iter_rows():
+        downs = [(d, u) for k, d, u in windows.iter_rows() if k == key and d <= ts]
+        latest = max(downs, key=lambda w: w[0], default=None)
+        expected = latest is not None and latest[1] > ts - STEP
+        assert hit == expected
+
+
 def test_zero_runs_without_outage_are_suspect() -> None:
     cfg = VeeConfig(zero_run_minutes=60)
     out = v.zero_runs(prepared(intervals([5, 0, 0, 0, 0, 5, 0, 0, 5])), cfg, NOW)
