@@ -80,9 +80,9 @@ def with_code(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def with_kind(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Add `kind`, classified once per distinct quantity."""
+    """Add `kind`, classified once per distinct quantity; rows keep their order."""
     kinds = lf.select("quantity").unique().with_columns(kind_expr())
-    return lf.join(kinds, on="quantity", how="left")
+    return lf.join(kinds, on="quantity", how="left", maintain_order="left")
 
 
 def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:

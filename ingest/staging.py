@@ -112,10 +112,11 @@ def route(
         .then(pl.lit(dt.timedelta(microseconds=1)))
         .otherwise(pl.lit(dt.timedelta(0)))
     )
+    # the batch's own row order is kept (seq numbers it, the joins keep it): dedupe keeps the
+    # first of identical repeats in that order, so a rerun keeps the same one
     routed = (
-        with_kind(frame.lazy())
-        .with_row_index("seq")
-        .join(keys, on="meter_id", how="left")
+        with_kind(frame.lazy().with_row_index("seq"))
+        .join(keys, on="meter_id", how="left", maintain_order="left")
         .with_columns(
             meter_key=pl.col("meter_key").fill_null(-1),
             batch=pl.lit(batch, pl.Int32),
@@ -129,7 +130,7 @@ def route(
     if unknown.height:
         ids = unknown.select("meter_id").unique().with_columns(bucket_expr("meter_id", buckets).alias("_b"))
         routed = (
-            routed.join(ids, on="meter_id", how="left")
+            routed.join(ids, on="meter_id", how="left", maintain_order="left")
             .with_columns(bucket=pl.coalesce("bucket", "_b"))
             .drop("_b")
         )

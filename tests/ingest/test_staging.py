@@ -17,8 +17,8 @@ from core.state import StateStore
 from ingest.config import VeeConfig
 from ingest.registry import load_registry
 from ingest.run import run_ingest
-from ingest.staging import StageShare, merged, shares, stage_share
-from tests.ingest.builders import AFTER, BUCKETS, DAY, interval_day, land, register, settings_for
+from ingest.staging import StageShare, merged, route, shares, stage_share
+from tests.ingest.builders import AFTER, BUCKETS, DAY, frame, interval_day, land, register, settings_for
 
 
 def _batches(folder: Path, sizes: list[int]) -> list[LandingBatch]:
@@ -89,4 +89,21 @@ def test_a_repeat_staged_by_another_task_counts_against_the_later_batch(tmp_path
     assert "/a-" in path_a and "/b-" in path_b
     assert (in_a, stored_a, dup_a) == (10, 10, 0)
     assert (dup_b, stored_b) == (10, in_b - 10)
+    state.dispose()
+
+
+def test_route_keeps_the_batch_order(tmp_path: Path) -> None:
+    """seq numbers the batch's rows in their order and the routed frame keeps it (known and
+    unknown meters, several quantities): dedupe keeps the first of identical repeats by it."""
+    state = StateStore.open(tmp_path)
+    register(state, [f"M{n:03d}" for n in range(0, 40, 2)])  # every other meter unknown
+    records = [r for n in range(40) for r in interval_day(f"M{n:03d}", DAY)]
+    records = records[1::2] + records[::2]  # meters interleaved, not in any sorted order
+    batch = frame(records)
+    keys = load_registry(state).select("meter_id", "meter_key", "bucket")
+    routed = route(batch, keys, batch=0, buckets=BUCKETS, cfg=VeeConfig())
+    assert routed.get_column("seq").to_list() == list(range(batch.height))
+    assert routed.select(batch.columns).equals(batch)
+    parts = routed.partition_by(["day", "bucket"])
+    assert all(part.get_column("seq").is_sorted() for part in parts)
     state.dispose()
