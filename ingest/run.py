@@ -61,16 +61,7 @@ from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
-from ingest.staging import (
-    PartitionKey,
-    Staged,
-    StageShare,
-    clear_staging,
-    merged,
-    shares,
-    stage_share,
-    staging_root,
-)
+from ingest.staging import PartitionKey, Staged, clear_staging, route, stage, staging_root
 from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
@@ -317,45 +308,33 @@ def ingest_batches(
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     report = IngestReport(run_id=f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
     clear_staging(data_dir)
-    folder = staging_root(data_dir) / report.run_id
+    staged = Staged(folder=staging_root(data_dir) / report.run_id)
     registry = with_limits(load_registry(state), cfg)
-    keys = registry.select("meter_id", "meter_key", "bucket")
+    counts: dict[int, BatchCount] = {}
     clock = time.perf_counter()
+    for index, item in enumerate(batches):
+        routed = route(item.batch.read(), registry, batch=index, buckets=settings.buckets, cfg=cfg)
+        stage(staged, routed, batch=index)
+        counts[index] = BatchCount(item.path, item.sha256, rows_in=routed.height)
+    touched = sorted(set(staged.files) | (recompute or set()))
+    report.seconds["staging"] = time.perf_counter() - clock
+    run = _Run(
+        data_dir=data_dir,
+        cfg=cfg,
+        now=moment,
+        store=MeasurementStore(data_dir),
+        registry=registry,
+        calendars=load_calendars(),
+        decisions=_load_decisions(state, {d for d, _ in touched}),
+        day_decisions=_load_day_decisions(state, {d for d, _ in touched}),
+        buckets=settings.buckets,
+    )
     own = executor is None
     chosen = open_executor() if executor is None else executor
     try:
-        if batches or recompute:
-            chosen.require_shared(data_dir)
-        # staging runs on the executor too: at a city's volume a serial read of every batch
-        # would be the run's longest step
-        staged = merged(
-            folder,
-            chosen.map(
-                stage_share,
-                [
-                    StageShare(folder, share, keys, settings.buckets, cfg)
-                    for share in shares([item.batch for item in batches], chosen.slots)
-                ],
-            ),
-        )
-        counts = {
-            index: BatchCount(item.path, item.sha256, rows_in=staged.rows_in[index])
-            for index, item in enumerate(batches)
-        }
-        touched = sorted(set(staged.files) | (recompute or set()))
-        report.seconds["staging"] = time.perf_counter() - clock
-        run = _Run(
-            data_dir=data_dir,
-            cfg=cfg,
-            now=moment,
-            store=MeasurementStore(data_dir),
-            registry=registry,
-            calendars=load_calendars(),
-            decisions=_load_decisions(state, {d for d, _ in touched}),
-            day_decisions=_load_day_decisions(state, {d for d, _ in touched}),
-            buckets=settings.buckets,
-        )
         works = _works(run, staged, touched, chosen.slots)
+        if works:
+            chosen.require_shared(data_dir)
         results = chosen.map(_task, works)
     finally:
         if own:

@@ -21,7 +21,6 @@ from pathlib import Path
 import polars as pl
 
 from core.buckets import bucket_expr
-from core.landing import LandingBatch
 from ingest.config import VeeConfig
 from ingest.localtime import local_day
 from ingest.quantities import INTERVAL, REGISTER, with_kind
@@ -35,56 +34,6 @@ class Staged:
     files: dict[PartitionKey, list[Path]] = field(default_factory=lambda: defaultdict(list))
     rows_in: dict[int, int] = field(default_factory=dict)  # batch index -> rows
     rows: dict[PartitionKey, int] = field(default_factory=lambda: defaultdict(int))  # staged per partition
-
-
-@dataclass(frozen=True)
-class StageShare:
-    """One staging task: some landing batches with their index in the run, and the registry's
-    keys (meter_id, meter_key, bucket) to route them by."""
-
-    folder: Path
-    batches: list[tuple[int, LandingBatch]]
-    keys: pl.DataFrame
-    buckets: int
-    cfg: VeeConfig
-
-
-def shares(batches: list[LandingBatch], slots: int) -> list[list[tuple[int, LandingBatch]]]:
-    """The batches (with their index in the run) dealt into at most `slots` shares of about
-    equal bytes: largest first, each to the lightest share so far."""
-    count = max(1, min(slots, len(batches)))
-    dealt: list[list[tuple[int, LandingBatch]]] = [[] for _ in range(count)]
-    loads = [0] * count
-    sizes = [batch.path.stat().st_size for batch in batches]
-    for index in sorted(range(len(batches)), key=lambda i: -sizes[i]):
-        lightest = loads.index(min(loads))
-        dealt[lightest].append((index, batches[index]))
-        loads[lightest] += sizes[index]
-    return [share for share in dealt if share]
-
-
-def stage_share(share: StageShare) -> Staged:
-    """Route and stage a share's batches (a task: reads the landing area, writes staging files)."""
-    staged = Staged(folder=share.folder)
-    for index, batch in share.batches:
-        routed = route(batch.read(), share.keys, batch=index, buckets=share.buckets, cfg=share.cfg)
-        stage(staged, routed, batch=index)
-    return staged
-
-
-def merged(folder: Path, parts: list[Staged]) -> Staged:
-    """The staging tasks' results as one: each partition's files in batch order (the file name
-    is the batch index), which is the order dedupe relies on to keep the first repeat."""
-    out = Staged(folder=folder)
-    for part in parts:
-        for key, files in part.files.items():
-            out.files[key].extend(files)
-        for key, rows in part.rows.items():
-            out.rows[key] += rows
-        out.rows_in.update(part.rows_in)
-    for files in out.files.values():
-        files.sort(key=lambda path: path.name)
-    return out
 
 
 def staging_root(data_dir: Path) -> Path:

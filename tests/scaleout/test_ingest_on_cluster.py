@@ -13,8 +13,7 @@ import pytest
 
 from core.executor import DaskExecutor, LocalExecutor
 from core.state import StateStore
-from ingest.run import _task, run_ingest
-from ingest.staging import stage_share
+from ingest.run import run_ingest
 from tests.ingest.builders import AFTER, DAY, interval_day, land, register, settings_for, snapshot_day_end
 from tests.scaleout import tasks
 from tests.scaleout.store_compare import contents, differences
@@ -25,17 +24,13 @@ METERS = [f"M{n:03d}" for n in range(8)]  # spread over the builders' 4 buckets
 
 
 class KillOneWorker(DaskExecutor):
-    """A cluster executor whose first finished task of one kind (`victim`: staging the
-    landing batches, or a bucket's VEE and aggregates) kills its worker before reporting."""
+    """A cluster executor whose first finished task kills its worker before reporting."""
 
-    def __init__(self, inner: DaskExecutor, marker: Path, victim: Callable[..., Any]) -> None:
+    def __init__(self, inner: DaskExecutor, marker: Path) -> None:
         super().__init__(inner.client, retries=inner.retries)
         self.marker = marker
-        self.victim = victim
 
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        if func is not self.victim:
-            return super().map(func, items)
         wrapped: Callable[[Any], Any] = functools.partial(tasks.run_then_die_once, func, str(self.marker))
         return super().map(wrapped, items)
 
@@ -72,13 +67,10 @@ def test_cluster_store_equals_local_store(cluster: DaskExecutor, tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("victim", [stage_share, _task], ids=["staging", "vee"])
-def test_killed_worker_stores_every_reading_once(
-    cluster: DaskExecutor, tmp_path: Path, victim: Callable[..., Any]
-) -> None:
+def test_killed_worker_stores_every_reading_once(cluster: DaskExecutor, tmp_path: Path) -> None:
     marker = tmp_path / "killed.pid"
     local = _ingest(tmp_path / "local", LocalExecutor())
-    killed = _ingest(tmp_path / "killed", KillOneWorker(cluster, marker, victim))
+    killed = _ingest(tmp_path / "killed", KillOneWorker(cluster, marker))
     assert marker.exists(), "no worker was killed, so the test proved nothing"
     assert differences(local, killed) == []
     readings = killed["readings"]
