@@ -61,7 +61,7 @@ from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
-from ingest.staging import PartitionKey, Staged, clear_staging, route, stage, staging_root
+from ingest.staging import PartitionKey, Staged, clear_staging, stage_batches, staging_root
 from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
@@ -308,14 +308,19 @@ def ingest_batches(
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     report = IngestReport(run_id=f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
     clear_staging(data_dir)
-    staged = Staged(folder=staging_root(data_dir) / report.run_id)
     registry = with_limits(load_registry(state), cfg)
-    counts: dict[int, BatchCount] = {}
     clock = time.perf_counter()
-    for index, item in enumerate(batches):
-        routed = route(item.batch.read(), registry, batch=index, buckets=settings.buckets, cfg=cfg)
-        stage(staged, routed, batch=index)
-        counts[index] = BatchCount(item.path, item.sha256, rows_in=routed.height)
+    staged = stage_batches(
+        [item.batch for item in batches],
+        registry,
+        staging_root(data_dir) / report.run_id,
+        buckets=settings.buckets,
+        cfg=cfg,
+    )
+    counts = {
+        index: BatchCount(item.path, item.sha256, rows_in=staged.rows_in[index])
+        for index, item in enumerate(batches)
+    }
     touched = sorted(set(staged.files) | (recompute or set()))
     report.seconds["staging"] = time.perf_counter() - clock
     run = _Run(

@@ -15,17 +15,22 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from core.buckets import bucket_expr
+from core.landing import LandingBatch
 from ingest.config import VeeConfig
 from ingest.localtime import local_day
 from ingest.quantities import INTERVAL, REGISTER, with_kind
 
 PartitionKey = tuple[dt.date, int]
+# Batches staged at once: two overlap one batch's reading with another's writing on a 2-core
+# machine (100,000 meters: 4.2-4.3 -> 3.4-3.6 s wall, same CPU); each holds a batch in memory.
+STAGING_THREADS = 2
 
 
 @dataclass
@@ -84,6 +89,37 @@ def route(
             .drop("_b")
         )
     return routed.with_columns(pl.col("bucket").cast(pl.Int32))
+
+
+def stage_batches(
+    batches: list[LandingBatch],
+    registry: pl.DataFrame,
+    folder: Path,
+    *,
+    buckets: int,
+    cfg: VeeConfig,
+    threads: int = STAGING_THREADS,
+) -> Staged:
+    """Read, route and stage every batch, `threads` batches at a time (Polars works outside
+    the GIL; one batch alone leaves part of the machine idle while it writes its small
+    files). Each partition's files are listed in batch order, the order dedupe keeps the
+    first of identical repeats by."""
+
+    def one(item: tuple[int, LandingBatch]) -> Staged:
+        index, batch = item
+        staged = Staged(folder=folder)
+        stage(staged, route(batch.read(), registry, batch=index, buckets=buckets, cfg=cfg), batch=index)
+        return staged
+
+    out = Staged(folder=folder)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for part in pool.map(one, enumerate(batches)):  # in batch order
+            for key, files in part.files.items():
+                out.files[key].extend(files)
+            for key, rows in part.rows.items():
+                out.rows[key] += rows
+            out.rows_in.update(part.rows_in)
+    return out
 
 
 def stage(staged: Staged, routed: pl.DataFrame, *, batch: int) -> None:
