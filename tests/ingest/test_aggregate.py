@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.timezones import local_midnight_utc
@@ -90,3 +92,20 @@ def test_a_zero_run_is_a_day_finding_too() -> None:
     assert found.select("meter_id", "rule", "value", "limit").collect().rows() == [
         ("M1", "zero_run", 60, CFG.zero_run_minutes // CFG.interval_minutes)
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(-1, 2**62),
+            st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_meter_time_key_orders_as_meter_then_time(rows: list[tuple[int, dt.datetime]]) -> None:
+    frame = pl.DataFrame(rows, schema={"meter_key": pl.Int64, "ts": pl.Datetime("us", "UTC")}, orient="row")
+    by_key = frame.sort(aggregate.meter_time_key(), maintain_order=True)
+    assert by_key.equals(frame.sort("meter_key", "ts", maintain_order=True))
