@@ -246,7 +246,7 @@ def zero_runs(lf: pl.LazyFrame, cfg: VeeConfig, now: dt.datetime, *, presorted: 
     """zero_run: zero intervals in a run of at least `zero_run_minutes` that no recorded
     outage explains. Sorts its input by meter, quantity and time (give it the intervals),
     unless `presorted` says it is sorted so already: a sort gathers every column again,
-    which costs as much on sorted rows as on shuffled ones."""
+    which costs even when the rows are in order."""
     zero = (
         CLEAN
         & (pl.col("kind") == INTERVAL)
