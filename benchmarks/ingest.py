@@ -28,6 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core.allocator import configure_allocator  # noqa: E402
+
+configure_allocator()  # as the `amr` command line does, before Polars loads
+
 import polars as pl  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
