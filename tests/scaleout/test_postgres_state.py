@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from core.state import StateStore, _migration_steps, for_dialect
 from headend.errors import SchedulerLocked
 from headend.lock import acquire, release
+from ingest.registry import load_registry
+from tests.ingest.builders import register
 from tests.scaleout import state_workers
 
 
@@ -102,3 +104,21 @@ def test_instants_read_back_as_written(pg_url: str, tmp_path: Path, monkeypatch:
     assert read == written
     assert day == "2026-11-01"
     store.dispose()
+
+
+def test_registry_reads_the_same_as_on_sqlite(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ingest reads the registry on the driver's own cursor: its dates come back as each
+    # database gives them, and must make the same frame
+    def registry(store: StateStore) -> list[tuple[object, ...]]:
+        register(store, ["A", "B"], installed=dt.date(2025, 3, 4))
+        register(store, ["C"], installed=dt.date(2024, 1, 2), removed=dt.date(2026, 5, 6))
+        frame = load_registry(store).sort("meter_id")
+        store.dispose()
+        return frame.rows()
+
+    on_sqlite = registry(StateStore.open(tmp_path / "sqlite"))
+    on_postgres = registry(_open(pg_url, tmp_path / "pg", monkeypatch))
+    assert on_postgres == on_sqlite
+    assert on_sqlite[2][3:5] == (dt.date(2024, 1, 2), dt.date(2026, 5, 6))
