@@ -45,3 +45,20 @@ def test_too_late_once_polars_is_loaded() -> None:
     before = os.environ.get(ALLOCATOR_ENV)
     assert configure_allocator() is False
     assert os.environ.get(ALLOCATOR_ENV) == before
+
+
+def test_local_worker_processes_inherit_it() -> None:
+    # the process pool's workers are spawned fresh: the setting reaches them through the environment
+    show = (
+        "import amr, os\n"
+        "from core.executor import LocalExecutor\n"
+        "with LocalExecutor(2) as pool:\n"
+        "    print('\\n'.join(pool.map(os.getenv, ['_RJEM_MALLOC_CONF'] * 2)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", show], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    seen = done.stdout.split()
+    assert len(seen) == 2
+    assert all(value.endswith(BATCH_ALLOCATOR_CONF) for value in seen)
