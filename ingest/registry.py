@@ -43,8 +43,9 @@ _REGISTRY_QUERY = (
 
 def load_registry(state: StateStore) -> pl.DataFrame:
     """Every registered meter. Read on the driver's own cursor (plain tuples, turned into
-    columns in C): SQLAlchemy's row objects and a loop per row took twice as long (0.66 s
-    against 0.34 s for 100,000 meters), in the coordinator before any task can start."""
+    columns in C): SQLAlchemy's row objects and a loop per row took about 1.6 times as long
+    (0.60-1.00 against 0.37-0.63 CPU-s for 100,000 meters), in the coordinator before any
+    task can start."""
     with state.read() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
