@@ -566,11 +566,13 @@ def _aggregate(
         if wanted:
             first.append(aggregate.customer_intervals(cur, tou, run.cfg))
         intervals, ends, start, *interval_rows = pl.collect_all(first, engine=ENGINE)
-        adv = aggregate.advances(start.lazy(), ends.lazy(), meters.select("meter_key", "capacity_mwh"))
-        day_rows = aggregate.daily(intervals.lazy(), adv, meters, day).collect(engine=ENGINE)
+        # the register advances feed both as well: collected once (a few rows per meter)
+        capacity = meters.select("meter_key", "capacity_mwh")
+        adv = aggregate.advances(start.lazy(), ends.lazy(), capacity).collect(engine=ENGINE)
+        day_rows = aggregate.daily(intervals.lazy(), adv.lazy(), meters, day).collect(engine=ENGINE)
         found_rows = aggregate.findings(
             intervals.lazy(),
-            adv,
+            adv.lazy(),
             day_rows.lazy(),
             run.daily_history(day, buckets),
             meters,
@@ -578,7 +580,7 @@ def _aggregate(
             complete=run.now >= local_midnight_utc(day + DAY),
             cfg=run.cfg,
         ).collect(engine=ENGINE)
-        regs = ends.select("meter_key", *aggregate.register_reads(ends.lazy()).collect_schema())
+        regs = ends.select("meter_key", *REGISTER_READS_SCHEMA)
         if interval_rows:
             keyed = run.with_bucket(interval_rows[0], buckets, key="meter_id")
             for bucket, part in _split(keyed, wanted).items():
