@@ -32,6 +32,10 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core.allocator import configure_allocator  # noqa: E402
+
+configure_allocator()  # as the `amr` command line does, before Polars loads
+
 import polars as pl  # noqa: E402
 
 from core.config import Settings  # noqa: E402
