@@ -59,8 +59,9 @@ def mwh_expr(exponent: pl.Expr) -> pl.Expr:
 def code_expr() -> pl.Expr:
     """`qcode`: an integer standing for the quantity, for sorts, joins and windows (integer keys
     are several times cheaper than strings there). A canonical OBIS code packs its six groups
-    into 48 bits (stable everywhere); any other text gets a negative code from its hash,
-    consistent within one process, which is all a plan needs."""
+    into 48 bits (stable everywhere); any other text gets a negative code from its hash
+    (Polars' fixed-seed hash: the same in every process of one Polars version, so codes given
+    in staging match codes given in a worker)."""
     groups = [_group(i).cast(pl.Int64) for i in range(6)]
     packed = groups[0]
     for g in groups[1:]:
@@ -79,17 +80,14 @@ def with_code(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.join(codes, on="quantity", how="left", maintain_order="left")
 
 
-def with_kind(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Add `kind`, classified once per distinct quantity; rows keep their order."""
-    kinds = lf.select("quantity").unique().with_columns(kind_expr())
-    return lf.join(kinds, on="quantity", how="left", maintain_order="left")
-
-
 def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:
     """The rows of register quantities, the kind decided once per distinct quantity (a
     semi-join on the text instead of classifying every row of a partition)."""
     kinds = lf.select("quantity").unique().with_columns(kind_expr()).filter(pl.col("kind") == REGISTER)
     return lf.join(kinds.select("quantity"), on="quantity", how="semi", maintain_order="left")
+
+
+CLASS_COLUMNS = ("kind", "qcode", "unit_ok", "mwh")  # what classify adds
 
 
 def classify(lf: pl.LazyFrame) -> pl.LazyFrame:

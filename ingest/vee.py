@@ -20,7 +20,7 @@ from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.estimate import estimate
-from ingest.quantities import INTERVAL, classify, registers_of
+from ingest.quantities import CLASS_COLUMNS, INTERVAL, classify, registers_of
 from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
 from ingest.validate import outage_windows, validate
 
@@ -30,6 +30,11 @@ STAGED_SCHEMA: dict[str, pl.DataType] = {
     "meter_key": pl.Int64(),
     "batch": pl.Int32(),
     "seq": pl.Int64(),
+    # classified in staging (quantities.classify)
+    "kind": pl.String(),
+    "qcode": pl.Int64(),
+    "unit_ok": pl.Boolean(),
+    "mwh": pl.Int64(),
 }
 DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "meter_id": pl.String(),
@@ -98,21 +103,30 @@ def apply_edits(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Mark `_dup` on identical repeats (same meter, quantity, time and value), keeping the
-    row the partition already had, else the first batch's."""
-    # integer meter keys hash fast; the id only matters for unknown meters (key -1)
+    """Sort by meter, quantity and time, and mark `_dup` on identical repeats (same meter,
+    quantity, time and value), keeping the row the partition already had, else the first
+    batch's."""
+    # integer meter keys sort fast; the id only matters for unknown meters (key -1)
     meter = pl.when(pl.col("meter_key") < 0).then(pl.col("meter_id")).otherwise(None)
-    ident = pl.struct(
-        "meter_key",
-        meter.alias("_m"),
-        "qcode",
-        "ts",
-        pl.coalesce(pl.col("mwh"), pl.col("value")).alias("_v"),
-        pl.when(pl.col("mwh").is_null()).then(pl.col("scale")).otherwise(0).alias("_s"),
+    ident = {
+        "meter_key": pl.col("meter_key"),
+        "_m": meter,
+        "qcode": pl.col("qcode"),
+        "ts": pl.col("ts"),
+        "_v": pl.coalesce(pl.col("mwh"), pl.col("value")),
+        "_s": pl.when(pl.col("mwh").is_null()).then(pl.col("scale")).otherwise(0),
+    }
+    # Rows come in (batch, seq) order (what the partition had, then the staged files in batch
+    # order; classify and the edits' join keep it), and a stable sort keeps that order among
+    # equal keys: identical repeats are then neighbours, the first of them the one kept.
+    # Sorting the whole frame here is the sort the rules need anyway; hashing every row's
+    # key to find the first distinct cost as much again (0.14 s of 0.8 s a partition).
+    return (
+        lf.with_columns(**{k: e for k, e in ident.items() if k.startswith("_")})
+        .sort(list(ident), maintain_order=True)
+        .with_columns(_dup=pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in ident]))
+        .drop("_m", "_v", "_s")
     )
-    # rows come in (batch, seq) order (what the partition had, then the staged files in batch
-    # order; classify and the edits' join keep it), so no sort is needed to find the first
-    return lf.with_columns(_dup=~ident.is_first_distinct())
 
 
 def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
@@ -167,12 +181,14 @@ def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
 def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     existing = inputs.existing.filter(pl.col("state") != ESTIMATED)
     old_estimates = inputs.existing.filter(pl.col("state") == ESTIMATED)
+    # the staged rows come classified; what the partition had is classified here (the
+    # store keeps mwh, not the rest)
     merged = pl.concat(
         [
-            _raw(existing).with_columns(
+            classify(_raw(existing)).with_columns(
                 batch=pl.lit(-1, pl.Int32), seq=pl.int_range(pl.len(), dtype=pl.Int64), _context=pl.lit(False)
             ),
-            inputs.new.select(*READING_COLUMNS, "meter_key", "batch", "seq").with_columns(
+            inputs.new.select(*READING_COLUMNS, "meter_key", *CLASS_COLUMNS, "batch", "seq").with_columns(
                 _context=pl.lit(False)
             ),
         ],
@@ -180,9 +196,13 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     )
     # decisions are few and known before the plan: without any, their joins are left out
     decided = inputs.decisions.height > 0
-    merged = apply_edits(merged, inputs.decisions.lazy()) if decided else merged.with_columns(_edited=False)
-    merged = classify(merged)
-    merged = dedupe(merged).cache()  # branch point: used for the rules and the accounting
+    if decided:
+        # an edit changes a value: the rows are classified again after it
+        merged = classify(apply_edits(merged.drop(CLASS_COLUMNS), inputs.decisions.lazy()))
+    else:
+        merged = merged.with_columns(_edited=False)
+    # sorted by meter, quantity and time; branch point: used for the rules and the accounting
+    merged = dedupe(merged).cache()
     # the previous day's last register values, so a decrease across midnight is seen
     context = (
         classify(_raw(registers_of(inputs.previous.filter(pl.col("state") == VALID))))
@@ -212,9 +232,9 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     meters = inputs.meters.select(
         "meter_key", "in_service_from", "in_service_until", "rated_mwh", "capacity_mwh"
     )
-    # sorted while the frame is narrow (a sort gathers every column); the day before's register
-    # values (one per series, of another day) follow, and the joins keep the order
-    kept = merged.filter(~pl.col("_dup")).sort(["meter_key", "qcode", "ts"], maintain_order=True)
+    # sorted (by dedupe) while the frame is narrow: a sort gathers every column; the day
+    # before's register values (one per series, of another day) follow, and the joins keep the order
+    kept = merged.filter(~pl.col("_dup"))
     rows = (
         pl.concat([kept, context], how="diagonal_relaxed")
         .join(meters, on="meter_key", how="left", maintain_order="left")
