@@ -25,7 +25,7 @@ from core.buckets import bucket_expr
 from core.landing import LandingBatch
 from ingest.config import VeeConfig
 from ingest.localtime import local_day
-from ingest.quantities import INTERVAL, REGISTER, classify
+from ingest.quantities import INTERVAL, REGISTER, classify_frame
 
 PartitionKey = tuple[dt.date, int]
 # Batches staged at once: two overlap one batch's reading with another's writing on a 2-core
@@ -55,7 +55,7 @@ def clear_staging(data_dir: Path) -> None:
 def route(
     frame: pl.DataFrame, registry: pl.DataFrame, *, batch: int, buckets: int, cfg: VeeConfig
 ) -> pl.DataFrame:
-    """Add meter_key (-1 when unknown), bucket, day, batch, seq and the classification
+    """Add meter_key (-1 when unknown), bucket, day, batch and the classification
     (`quantities.CLASS_COLUMNS`) to a conformed frame."""
     keys = registry.select("meter_id", "meter_key", "bucket").lazy()
     window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
@@ -67,18 +67,18 @@ def route(
         .then(pl.lit(dt.timedelta(microseconds=1)))
         .otherwise(pl.lit(dt.timedelta(0)))
     )
-    # the batch's own row order is kept (seq numbers it, the joins keep it): dedupe keeps the
-    # first of identical repeats in that order, so a rerun keeps the same one. Classified
-    # here (kind, qcode, unit_ok, mwh: `quantities.classify`), where the day needs the kind
+    # the batch's own row order is kept (the joins keep it): dedupe keeps the first of
+    # identical repeats in that order, so a rerun keeps the same one. Classified
+    # here (kind, qcode, unit_ok, mwh: `quantities.classify_frame`), where the day needs the kind
     # anyway: one join per row instead of one here and one again in VEE.
     routed = (
-        classify(frame.lazy().with_row_index("seq"))
+        classify_frame(frame)
+        .lazy()
         .join(keys, on="meter_id", how="left", maintain_order="left")
         .with_columns(
             meter_key=pl.col("meter_key").fill_null(-1),
             batch=pl.lit(batch, pl.Int32),
             day=local_day(pl.col("ts") - offset),
-            seq=pl.col("seq").cast(pl.Int64),
         )
         .collect()
     )

@@ -29,7 +29,6 @@ STAGED_SCHEMA: dict[str, pl.DataType] = {
     **{k: v for k, v in READINGS_SCHEMA.items() if k in READING_COLUMNS},
     "meter_key": pl.Int64(),
     "batch": pl.Int32(),
-    "seq": pl.Int64(),
     # classified in staging (quantities.classify)
     "kind": pl.String(),
     "qcode": pl.Int64(),
@@ -116,9 +115,10 @@ def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
         "_v": pl.coalesce(pl.col("mwh"), pl.col("value")),
         "_s": pl.when(pl.col("mwh").is_null()).then(pl.col("scale")).otherwise(0),
     }
-    # Rows come in (batch, seq) order (what the partition had, then the staged files in batch
-    # order; classify and the edits' join keep it), and a stable sort keeps that order among
-    # equal keys: identical repeats are then neighbours, the first of them the one kept.
+    # Rows come in landing order (what the partition had, then the staged files in batch
+    # order, each in its batch's row order; the edits' join keeps it), and a stable sort
+    # keeps that order among equal keys: identical repeats are then neighbours, the first of
+    # them the one kept.
     # Sorting the whole frame here is the sort the rules need anyway; hashing every row's
     # key to find the first distinct cost as much again (0.14 s of 0.8 s a partition).
     return (
@@ -186,9 +186,9 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     merged = pl.concat(
         [
             classify(_raw(existing)).with_columns(
-                batch=pl.lit(-1, pl.Int32), seq=pl.int_range(pl.len(), dtype=pl.Int64), _context=pl.lit(False)
+                batch=pl.lit(-1, pl.Int32), _context=pl.lit(False)
             ),
-            inputs.new.select(*READING_COLUMNS, "meter_key", *CLASS_COLUMNS, "batch", "seq").with_columns(
+            inputs.new.select(*READING_COLUMNS, "meter_key", *CLASS_COLUMNS, "batch").with_columns(
                 _context=pl.lit(False)
             ),
         ],
@@ -211,7 +211,6 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         .last()
         .with_columns(
             batch=pl.lit(-2, pl.Int32),
-            seq=pl.lit(0, pl.Int64),
             _context=pl.lit(True),
             _edited=pl.lit(False),
             _dup=pl.lit(False),
