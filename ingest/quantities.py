@@ -88,56 +88,60 @@ def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 CLASS_COLUMNS = ("kind", "qcode", "unit_ok", "mwh")  # what classify adds
-# Distinct (quantity, unit) pairs up to which `classify_frame` compares text instead of joining.
+# What a row's (quantity, unit) pair alone decides (`pair_attributes`): staging adds these,
+# VEE the energy from them (`with_energy`), in the workers.
+PAIR_COLUMNS = ("kind", "qcode", "unit_exp")
+# Distinct (quantity, unit) pairs up to which `pair_attributes_frame` compares text instead of joining.
 FEW_PAIRS = 16
 
 
 def _pairs(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """The distinct (quantity, unit) pairs with their kind, exponent to mWh and code."""
+    """The distinct (quantity, unit) pairs with their kind, code and exponent to mWh."""
     return (
         lf.select("quantity", "unit")
         .unique(maintain_order=True)
-        .with_columns(kind_expr(), unit_exponent_expr().alias("_exp"), code_expr())
+        .with_columns(kind_expr(), code_expr(), unit_exponent_expr().alias("unit_exp"))
     )
 
 
-def _energy(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """`unit_ok` and `mwh` from the pair's `kind` and `_exp` (dropped)."""
+def with_energy(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """`unit_ok` and `mwh` from the pair's `kind` and `unit_exp` (dropped)."""
     energy = pl.col("kind").is_in([REGISTER, INTERVAL])
+    exponent = pl.col("unit_exp")
     # a value whose mWh would not fit in 64 bits is refused with the unit, never wrapped
-    k = (pl.col("scale").cast(pl.Int64) + pl.col("_exp").cast(pl.Int64)).clip(0, 18)
+    k = (pl.col("scale").cast(pl.Int64) + exponent.cast(pl.Int64)).clip(0, 18)
     fits = pl.col("value").abs() <= pl.lit(2**63 - 1, pl.Int64) // pl.lit(10, pl.Int64).pow(k)
-    usable = energy & pl.col("_exp").is_not_null() & fits
+    usable = energy & exponent.is_not_null() & fits
     return lf.with_columns(
         unit_ok=~energy | usable.fill_null(False),
-        mwh=pl.when(usable).then(mwh_expr(pl.col("_exp"))).otherwise(None),
-    ).drop("_exp")
+        mwh=pl.when(usable).then(mwh_expr(exponent)).otherwise(None),
+    ).drop("unit_exp")
+
+
+def pair_attributes(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add `PAIR_COLUMNS` by a join with the distinct pairs; rows keep their order."""
+    return lf.join(_pairs(lf), on=["quantity", "unit"], how="left", nulls_equal=True, maintain_order="left")
 
 
 def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add `kind`, `qcode`, `unit_ok` (energy unit fits the quantity) and `mwh`; rows keep
     their order (the first of identical repeats is the one kept)."""
-    joined = lf.join(_pairs(lf), on=["quantity", "unit"], how="left", nulls_equal=True, maintain_order="left")
-    return _energy(joined)
+    return with_energy(pair_attributes(lf))
 
 
-def classify_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """`classify` for a frame in memory: its few distinct (quantity, unit) pairs are found
-    first, and each row is matched to its pair by comparing text with them (cheap on
-    Polars' string views) instead of hashing it for a join: 0.20 -> 0.08 s for a landing
-    batch of 1.2 million rows (measured)."""
+def pair_attributes_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """`pair_attributes` for a frame in memory: its few distinct (quantity, unit) pairs are
+    found first, and each row is matched to its pair by comparing text with them (cheap on
+    Polars' string views) instead of hashing it for a join (staging 100,000 meters'
+    readings: 7.8-9.2 -> 6.7-8.0 CPU-s, measured)."""
     pairs = _pairs(frame.lazy()).collect()
     if pairs.height > FEW_PAIRS:
-        return classify(frame.lazy()).collect()
+        return pair_attributes(frame.lazy()).collect()
     which: pl.Expr = pl.lit(None, pl.UInt32)
     for i, (quantity, unit) in reversed(list(enumerate(pairs.select("quantity", "unit").iter_rows()))):
         same_q = pl.col("quantity").is_null() if quantity is None else pl.col("quantity") == quantity
         same_u = pl.col("unit").is_null() if unit is None else pl.col("unit") == unit
         which = pl.when(same_q & same_u).then(pl.lit(i, pl.UInt32)).otherwise(which)
-    attributes = pairs.drop("quantity", "unit")
-    return _energy(
-        frame.lazy().with_columns(
-            pl.lit(attributes.get_column(name)).gather(which.alias("_pair")).alias(name)
-            for name in attributes.columns
-        )
-    ).collect()
+    return frame.with_columns(
+        pl.lit(pairs.get_column(name)).gather(which.alias("_pair")).alias(name) for name in PAIR_COLUMNS
+    )

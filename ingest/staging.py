@@ -25,7 +25,7 @@ from core.buckets import bucket_expr
 from core.landing import LandingBatch
 from ingest.config import VeeConfig
 from ingest.localtime import local_day
-from ingest.quantities import INTERVAL, REGISTER, classify_frame
+from ingest.quantities import INTERVAL, REGISTER, pair_attributes_frame
 
 PartitionKey = tuple[dt.date, int]
 # Batches staged at once: two overlap one batch's reading with another's writing on a 2-core
@@ -55,8 +55,8 @@ def clear_staging(data_dir: Path) -> None:
 def route(
     frame: pl.DataFrame, registry: pl.DataFrame, *, batch: int, buckets: int, cfg: VeeConfig
 ) -> pl.DataFrame:
-    """Add meter_key (-1 when unknown), bucket, day, batch and the classification
-    (`quantities.CLASS_COLUMNS`) to a conformed frame."""
+    """Add meter_key (-1 when unknown), bucket, day, batch and what the (quantity, unit) pair
+    decides (`quantities.PAIR_COLUMNS`) to a conformed frame."""
     keys = registry.select("meter_id", "meter_key", "bucket").lazy()
     window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
     kind = pl.col("kind")
@@ -68,11 +68,12 @@ def route(
         .otherwise(pl.lit(dt.timedelta(0)))
     )
     # the batch's own row order is kept (the joins keep it): dedupe keeps the first of
-    # identical repeats in that order, so a rerun keeps the same one. Classified
-    # here (kind, qcode, unit_ok, mwh: `quantities.classify_frame`), where the day needs the kind
-    # anyway: one join per row instead of one here and one again in VEE.
+    # identical repeats in that order, so a rerun keeps the same one. What the rows'
+    # (quantity, unit) pairs decide is added here (`quantities.PAIR_COLUMNS`), where the day
+    # needs the kind anyway: once, instead of here and again in VEE; the energy in mWh is
+    # left to VEE, which runs in the workers (this runs in the coordinator before them).
     routed = (
-        classify_frame(frame)
+        pair_attributes_frame(frame)
         .lazy()
         .join(keys, on="meter_id", how="left", maintain_order="left")
         .with_columns(

@@ -20,7 +20,7 @@ from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.estimate import estimate
-from ingest.quantities import CLASS_COLUMNS, INTERVAL, classify, registers_of
+from ingest.quantities import CLASS_COLUMNS, INTERVAL, PAIR_COLUMNS, classify, registers_of, with_energy
 from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
 from ingest.validate import outage_windows, validate
 
@@ -29,11 +29,10 @@ STAGED_SCHEMA: dict[str, pl.DataType] = {
     **{k: v for k, v in READINGS_SCHEMA.items() if k in READING_COLUMNS},
     "meter_key": pl.Int64(),
     "batch": pl.Int32(),
-    # classified in staging (quantities.classify)
+    # what the (quantity, unit) pair decides, added in staging (quantities.PAIR_COLUMNS)
     "kind": pl.String(),
     "qcode": pl.Int64(),
-    "unit_ok": pl.Boolean(),
-    "mwh": pl.Int64(),
+    "unit_exp": pl.Int32(),
 }
 DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "meter_id": pl.String(),
@@ -181,16 +180,16 @@ def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
 def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     existing = inputs.existing.filter(pl.col("state") != ESTIMATED)
     old_estimates = inputs.existing.filter(pl.col("state") == ESTIMATED)
-    # the staged rows come classified; what the partition had is classified here (the
-    # store keeps mwh, not the rest)
+    # the staged rows come with their pairs' attributes; what the partition had is
+    # classified here (the store keeps mwh, not the rest)
     merged = pl.concat(
         [
             classify(_raw(existing)).with_columns(
                 batch=pl.lit(-1, pl.Int32), _context=pl.lit(False)
             ),
-            inputs.new.select(*READING_COLUMNS, "meter_key", *CLASS_COLUMNS, "batch").with_columns(
-                _context=pl.lit(False)
-            ),
+            with_energy(inputs.new.select(*READING_COLUMNS, "meter_key", *PAIR_COLUMNS, "batch"))
+            .select(*READING_COLUMNS, "meter_key", *CLASS_COLUMNS, "batch")
+            .with_columns(_context=pl.lit(False)),
         ],
         how="vertical_relaxed",
     )

@@ -8,7 +8,16 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.quantities import EVENT, INSTANT, INTERVAL, REGISTER, classify, classify_frame
+from ingest.quantities import (
+    EVENT,
+    INSTANT,
+    INTERVAL,
+    REGISTER,
+    classify,
+    pair_attributes,
+    pair_attributes_frame,
+    with_energy,
+)
 
 
 def classified(quantity: str, value: int, scale: int, unit: str) -> dict[str, object]:
@@ -78,12 +87,15 @@ def rows_of(quantities: list[str | None], units: list[str | None]) -> st.SearchS
         rows_of(QUANTITIES, UNITS),  # up to 48 pairs: the join's fallback
     )
 )
-def test_classify_frame_equals_classify(rows: list[tuple[str | None, str | None, int, int]]) -> None:
+def test_pair_attributes_frame_equals_the_join(rows: list[tuple[str | None, str | None, int, int]]) -> None:
     """The text-comparing path (few pairs) and the join's fallback (more than FEW_PAIRS) give
-    the join's columns, row for row, nulls and overflows included."""
+    the join's columns, row for row, nulls included; with the energy added (as VEE adds it to
+    staged rows) they are `classify`'s, overflows included."""
     frame = pl.DataFrame(
         rows,
         orient="row",
         schema={"quantity": pl.String, "unit": pl.String, "value": pl.Int64, "scale": pl.Int8},
     )
-    assert classify_frame(frame).equals(classify(frame.lazy()).collect())
+    attributes = pair_attributes_frame(frame)
+    assert attributes.equals(pair_attributes(frame.lazy()).collect())
+    assert with_energy(attributes.lazy()).collect().equals(classify(frame.lazy()).collect())
