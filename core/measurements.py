@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import time
@@ -70,6 +71,54 @@ class Manifest:
                 continue
             out.extend(root / path / name for name in names)
         return out
+
+    @functools.cached_property
+    def _index(self) -> dict[str, dict[str, set[str]]]:
+        """Partition paths by column and value, built once per manifest read."""
+        index: dict[str, dict[str, set[str]]] = {}
+        for path in self.partitions:
+            for name, value in _parse_partition(path):
+                index.setdefault(name, {}).setdefault(value, set()).add(path)
+        return index
+
+    def matching(self, **where: Any) -> list[str]:
+        """Paths of the partitions matching `where` (values or collections of values), sorted,
+        found through an index: for a manifest held and asked many times (`Snapshot`), each
+        question costs what it finds rather than a pass over every partition (a city's year
+        is 163,000 of them)."""
+        wanted = {k: _as_texts(v) for k, v in where.items() if v is not None}
+        if not wanted:
+            return sorted(self.partitions)
+        found: set[str] | None = None
+        for name, texts in wanted.items():
+            column = self._index.get(name, {})
+            paths = set().union(*(column.get(text, set()) for text in texts))
+            found = paths if found is None else found & paths
+            if not found:
+                return []
+        return sorted(found or ())
+
+    def files_matching(self, root: Path, **where: Any) -> list[Path]:
+        return [root / path / name for path in self.matching(**where) for name in self.partitions[path]]
+
+
+class Snapshot:
+    """The manifests of a store's tables as read once, for a process that asks them many
+    times while nothing else commits (an ingest task under the run lock): reading and
+    parsing a manifest is a pass over every partition (0.45 s, and a search 0.6 s more,
+    for a city's year), where a snapshot's lookups cost what they find."""
+
+    def __init__(self, store: MeasurementStore) -> None:
+        self.store = store
+        self._manifests: dict[str, Manifest] = {}
+
+    def manifest(self, table: str) -> Manifest:
+        if table not in self._manifests:
+            self._manifests[table] = self.store.table(table).manifest()
+        return self._manifests[table]
+
+    def files(self, table: str, **where: Any) -> list[Path]:
+        return self.manifest(table).files_matching(self.store.table(table).root, **where)
 
 
 class Table:

@@ -41,7 +41,7 @@ from core.buckets import bucket_expr
 from core.config import Settings
 from core.executor import Executor, open_executor
 from core.landing import LandingBatch, list_batches
-from core.measurements import MeasurementStore, Partition, Table, partition
+from core.measurements import MeasurementStore, Partition, Snapshot, Table, partition
 from core.state import StateStore
 from core.tables import (
     DAILY,
@@ -165,14 +165,20 @@ class _Run:
     pending_rows: dict[PartitionKey, int] = field(default_factory=dict)
     buckets: int = 16
     pending_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
+    snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
 
     def table(self, name: str) -> Table:
         return self.store.table(name)
 
-    def readings(self, day: dt.date, bucket: int) -> pl.LazyFrame:
-        if (day, bucket) in self.pending:
-            return pl.scan_parquet(self.pending[(day, bucket)])
-        return self.table(READINGS).scan(READINGS_SCHEMA, date=day, bucket=bucket)
+    def files(self, table: str, **where: object) -> list[Path]:
+        """Committed files of a table's partitions. The manifests are read once per task and
+        looked up through an index: nothing else commits under the run lock, and this run
+        commits only after its tasks. Reading a manifest afresh for every lookup cost a pass
+        over all of a table's partitions each time (a city's year of readings: 163,000
+        partitions, 0.7-1.0 s a lookup)."""
+        if self.snapshot is None:
+            self.snapshot = Snapshot(self.store)
+        return self.snapshot.files(table, **where)
 
     def group_readings(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
         """The partitions of a day for some buckets as ONE scan (a plan's cost grows with
@@ -180,7 +186,7 @@ class _Run:
         files: list[Path] = []
         for b in buckets:
             pending = self.pending.get((day, b))
-            files.extend([pending] if pending else self.table(READINGS).files(date=day, bucket=b))
+            files.extend([pending] if pending else self.files(READINGS, date=day, bucket=b))
         if not files:
             return pl.LazyFrame(schema=READINGS_SCHEMA)
         return pl.scan_parquet(files)
@@ -189,7 +195,7 @@ class _Run:
         """Rows a partition holds (from Parquet metadata), to size groups of buckets."""
         if (day, bucket) in self.pending_rows:
             return self.pending_rows[(day, bucket)]
-        files = self.table(READINGS).files(date=day, bucket=bucket)
+        files = self.files(READINGS, date=day, bucket=bucket)
         if not files:
             return 0
         return int(pl.scan_parquet(files).select(pl.len()).collect().item())
@@ -215,10 +221,11 @@ class _Run:
 
     def readings_days(self, bucket: int) -> set[dt.date]:
         days = {d for d, b in self.pending if b == bucket}
-        for path in self.table(READINGS).manifest().partitions:
+        if self.snapshot is None:
+            self.snapshot = Snapshot(self.store)
+        for path in self.snapshot.manifest(READINGS).matching(bucket=bucket):
             values = dict(part.split("=", 1) for part in path.split("/"))
-            if int(values["bucket"]) == bucket:
-                days.add(dt.date.fromisoformat(values["date"]))
+            days.add(dt.date.fromisoformat(values["date"]))
         return days
 
     def meters(self, buckets: list[int]) -> pl.LazyFrame:
@@ -230,7 +237,7 @@ class _Run:
         first = day - dt.timedelta(days=self.cfg.history_days)
         months = sorted({(first + DAY * i).strftime("%Y-%m") for i in range(self.cfg.history_days)})
         pending = [(d, b) for (d, b) in self.pending_daily if b in buckets]
-        files = self.table(DAILY).files(month=months, bucket=buckets)
+        files = self.files(DAILY, month=months, bucket=buckets)
         live = pl.scan_parquet(files) if files else pl.LazyFrame(schema=DAILY_SCHEMA)
         extra = [self.pending_daily[k] for k in pending if first <= k[0] < day]
         recent = pl.concat(extra, how="vertical_relaxed") if extra else pl.DataFrame(schema=DAILY_SCHEMA)
@@ -402,7 +409,7 @@ def _works(run: _Run, staged: Staged, touched: list[PartitionKey], slots: int) -
             run=dataclasses.replace(
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
-                pending={}, pending_names={}, pending_daily={}, pending_rows={},
+                pending={}, pending_names={}, pending_daily={}, pending_rows={}, snapshot=None,
             ),
             keys=[key for key in touched if key[1] in share],
             staged=staged,
@@ -598,8 +605,8 @@ def _aggregate(
             findings[partition(date=day, bucket=bucket)] = found_parts[bucket].select(list(FINDINGS_SCHEMA))
     written[FINDINGS] = _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
     written[INTERVALS] = _publish_intervals(run.table(INTERVALS), published)
-    written[REGISTER_READS], _ = _merge_months(run.table(REGISTER_READS), new_regs, REGISTER_READS_SCHEMA)
-    written[DAILY], merged = _merge_months(run.table(DAILY), new_daily, DAILY_SCHEMA)
+    written[REGISTER_READS], _ = _merge_months(run, REGISTER_READS, new_regs, REGISTER_READS_SCHEMA)
+    written[DAILY], merged = _merge_months(run, DAILY, new_daily, DAILY_SCHEMA)
     monthly = run.table(MONTHLY)
     written[MONTHLY] = {
         key: [monthly.write_file(key, aggregate.monthly(frame.lazy(), m).collect())]
@@ -637,16 +644,22 @@ def _publish_intervals(table: Table, frames: dict[Partition, pl.DataFrame]) -> d
 
 
 def _merge_months(
-    table: Table, frames: dict[tuple[str, int], list[pl.DataFrame]], schema: dict[str, pl.DataType] | object
+    run: _Run,
+    name: str,
+    frames: dict[tuple[str, int], list[pl.DataFrame]],
+    schema: dict[str, pl.DataType] | object,
 ) -> tuple[dict[Partition, list[str]], dict[tuple[str, int], pl.DataFrame]]:
-    """Month partitions: the rows of other days kept, the recomputed days replaced."""
+    """Month partitions of table `name`: the rows of other days kept, the recomputed days replaced."""
     assert isinstance(schema, dict)
+    table = run.table(name)
     out: dict[tuple[str, int], pl.DataFrame] = {}
     written: dict[Partition, list[str]] = {}
     for (month, bucket), parts in frames.items():
         fresh = pl.concat(parts, how="vertical_relaxed")
         days = fresh.get_column("date").unique().to_list()
-        kept = table.scan(schema, month=month, bucket=bucket).filter(~pl.col("date").is_in(days)).collect()
+        files = run.files(name, month=month, bucket=bucket)
+        stored = pl.scan_parquet(files) if files else pl.LazyFrame(schema=schema)
+        kept = stored.filter(~pl.col("date").is_in(days)).collect()
         merged = pl.concat(
             [kept.select(list(schema)), fresh.select(list(schema))], how="vertical_relaxed"
         ).sort(["meter_id", "date"])

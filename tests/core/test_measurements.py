@@ -7,9 +7,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import StoreError
-from core.measurements import MeasurementStore, partition
+from core.measurements import Manifest, MeasurementStore, Snapshot, partition
 
 
 def _table(data_dir: Path, name: str = "t"):  # type: ignore[no-untyped-def]
@@ -44,6 +46,55 @@ def test_partition_filters_and_duckdb_agree(data_dir: Path) -> None:
     assert table.scan(date=["2026-11-02"], bucket=[0]).collect().rows() == [(2, 0)]
     con = duckdb.connect()
     assert table.relation(con, bucket=0).aggregate("sum(d)").fetchall() == [(3,)]
+
+
+DATES = [f"2026-11-{d:02d}" for d in range(1, 6)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    present=st.sets(st.tuples(st.sampled_from(DATES), st.integers(0, 5)), max_size=30),
+    dates=st.none() | st.sampled_from(DATES) | st.lists(st.sampled_from(DATES), max_size=3),
+    buckets=st.none() | st.integers(0, 6) | st.lists(st.integers(0, 6), max_size=3),
+)
+def test_indexed_lookups_find_what_a_pass_over_every_partition_finds(
+    present: set[tuple[str, int]], dates: object, buckets: object
+) -> None:
+    """`Manifest.matching` (the index a snapshot asks) against `Manifest.files`' pass with a
+    filter: the same files in the same order, for single values, lists, empty lists and none."""
+    manifest = Manifest(
+        version=1,
+        partitions={
+            "/".join(f"{k}={v}" for k, v in partition(date=d, bucket=b)): (f"{d}-{b}.parquet",)
+            for d, b in present
+        },
+    )
+    root = Path("/store/t")
+    where = {"date": dates, "bucket": buckets}
+    wanted = {
+        k: {f"{x:04d}" if isinstance(x, int) else x for x in (v if isinstance(v, list) else [v])}
+        for k, v in where.items()
+        if v is not None
+    }
+    expected = manifest.files(root, lambda values: all(values[k] in t for k, t in wanted.items()))
+    assert manifest.files_matching(root, **where) == expected
+
+
+def test_a_snapshot_reads_each_manifest_once(data_dir: Path) -> None:
+    """A snapshot answers from the manifest as it read it (what an ingest task needs under the
+    run lock); a new snapshot sees later commits."""
+    store = MeasurementStore(data_dir)
+    table = store.table("t")
+    table.write_partitions({partition(date="2026-11-01", bucket=1): pl.DataFrame({"x": [1]})})
+    snapshot = Snapshot(store)
+    assert len(snapshot.files("t", bucket=1)) == 1
+    table.write_partitions({partition(date="2026-11-02", bucket=1): pl.DataFrame({"x": [2]})})
+    assert len(snapshot.files("t", bucket=1)) == 1
+    assert [p.parent.parent.name for p in Snapshot(store).files("t", bucket=1)] == [
+        "date=2026-11-01",
+        "date=2026-11-02",
+    ]
+    assert snapshot.files("missing", bucket=1) == []
 
 
 def test_corrupt_manifest_says_what_to_do_and_repair_rebuilds(data_dir: Path) -> None:

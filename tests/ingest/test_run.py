@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from core.measurements import MeasurementStore
+from core.executor import LocalExecutor
+from core.measurements import MeasurementStore, Table
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
@@ -103,6 +104,34 @@ def test_accounting_balances_and_daily_is_published(data_dir: Path, state: State
             sa.text("SELECT rows_in, stored, duplicates, quarantined FROM ingest_log")
         ).all()
     assert [tuple(r) for r in logged] == [(len(records), report.stored, 5, 1)]
+
+
+def test_a_run_reads_each_manifest_once_per_task_and_commit(
+    data_dir: Path, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs on a store with history (the second has days and buckets to look up): the
+    readings manifest is read once by the (in-process) task and once by the commit, however
+    many partitions the run looks up; a read per lookup is a pass over every partition of a
+    table, which a city's year makes 163,000."""
+    land_fleet(data_dir, state)
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    records = [r for meter in METERS for r in interval_day(meter, DAY + dt.timedelta(days=1))]
+    land(data_dir, records)
+    reads: list[str] = []
+    real = Table.manifest
+
+    def counted(self: Table) -> object:
+        reads.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Table, "manifest", counted)
+    report = run_ingest(
+        data_dir, state, settings=settings_for(data_dir), now=AFTER + dt.timedelta(days=1),
+        executor=LocalExecutor(1),
+    )
+    assert report.partitions >= 2 and report.balanced
+    assert reads.count(READINGS) == 2, reads
+    assert reads.count(DAILY) == 2, reads
 
 
 @pytest.mark.slow
