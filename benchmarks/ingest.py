@@ -171,8 +171,12 @@ def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFr
     return readings, registry, pl.concat(dropped)
 
 
-def setup(data_dir: Path, meters: int, days: int, buckets: int, seed: int, batches: int) -> dict[str, object]:
-    readings, registry, dropped = generate(meters, days, seed)
+def setup(
+    data_dir: Path, meters: int, days: int, buckets: int, seed: int, batches: int, history: int = 0
+) -> tuple[dict[str, object], list[pl.DataFrame]]:
+    """Registry, truth and landing batches of `history + days` days: the history's batches
+    are landed (prefix `hist`), the timed days' returned, to land after the history is taken."""
+    readings, registry, dropped = generate(meters, history + days, seed)
     unknown = registry.filter(pl.col("unknown")).get_column("meter_id")
     readings = readings.with_columns(
         fault=pl.when(pl.col("meter_id").is_in(unknown.implode()))
@@ -196,59 +200,116 @@ def setup(data_dir: Path, meters: int, days: int, buckets: int, seed: int, batch
     truth = readings.filter(pl.col("fault").is_not_null()).select("meter_id", "ts", "value", "fault")
     truth.write_parquet(data_dir / "truth.parquet")
     dropped.write_parquet(data_dir / "dropped.parquet")
-    shuffled = readings.drop("fault").with_columns(_b=pl.col("meter_id").hash(seed) % batches)
-    for part in shuffled.partition_by("_b"):
-        write_batch(
-            data_dir,
-            part.drop("_b").select(READING_COLUMNS),
-            prefix="bench",
-            now=dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC),
-        )
-    return {"rows": readings.height, "injected": truth.height, "dropped": dropped.height}
+    # a day's readings are read (polled) an hour after its end; the history is what was read
+    # before the timed days' polls
+    polled_history = local_midnight_utc(DAY + dt.timedelta(days=history)) + dt.timedelta(hours=1)
+    old = pl.col("read_at") <= polled_history
+    parts = {}
+    for name, rows in (("hist", readings.filter(old)), ("bench", readings.filter(~old))):
+        shuffled = rows.drop("fault").with_columns(_b=pl.col("meter_id").hash(seed) % batches)
+        parts[name] = [part.drop("_b").select(READING_COLUMNS) for part in shuffled.partition_by("_b")]
+    land(data_dir, parts["hist"], "hist")
+    made = {
+        "rows": readings.filter(~old).height,
+        "history_rows": readings.filter(old).height,
+        "injected": truth.height,
+        "dropped": dropped.height,
+    }
+    return made, parts["bench"]
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory of `root` and every process below it, from /proc (Linux)."""
+def land(data_dir: Path, frames: list[pl.DataFrame], prefix: str) -> None:
+    for frame in frames:
+        write_batch(data_dir, frame, prefix=prefix, now=dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC))
+
+
+def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict:  # type: ignore[type-arg]
+    """The ingest phase in a child process (its memory its own); `days` sets the run's clock."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--phase",
+            "ingest",
+            "--data-dir",
+            str(data_dir),
+            "--buckets",
+            str(buckets),
+            "--days",
+            str(days),
+            "--workers",
+            str(workers),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        print(child.stdout, child.stderr, file=sys.stderr)
+        raise SystemExit(child.returncode)
+    return json.loads(child.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def tree_memory_mb(root: int) -> tuple[float, float]:
+    """Resident memory of `root` and every process below it together, and the largest
+    high-water mark among them (VmHWM, which a new program starts afresh, unlike getrusage's
+    maxrss: that keeps the forking parent's, and the benchmark's parent holds the synthetic
+    data), from /proc (Linux)."""
     page = os.sysconf("SC_PAGE_SIZE")
     parent: dict[int, int] = {}
     resident: dict[int, int] = {}
+    high: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             statm = (entry / "statm").read_text()
+            status = (entry / "status").read_text()
         except OSError:  # the process ended while we looked
             continue
         pid = int(entry.name)
         parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
         resident[pid] = int(statm.split()[1]) * page
+        hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+        high[pid] = int(hwm[0]) * 1024 if hwm else 0
     tree = {root}
     while True:
         below = {pid for pid, ppid in parent.items() if ppid in tree} - tree
         if not below:
             break
         tree |= below
-    return sum(resident.get(pid, 0) for pid in tree) / 2**20
+    return (
+        sum(resident.get(pid, 0) for pid in tree) / 2**20,
+        max((high.get(pid, 0) for pid in tree), default=0) / 2**20,
+    )
 
 
 class TreePeak(threading.Thread):
     """The peak of all the run's processes together (coordinator and workers), sampled every
-    quarter second: the machine's memory, where each process's own peak under-counts."""
+    quarter second: the machine's memory, where each process's own peak under-counts; and the
+    largest process's own peak (its high-water mark, as last seen)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak_mb = 0.0
+        self.largest_mb = 0.0
         self._stop_event = threading.Event()
+
+    def sample(self) -> None:
+        together, largest = tree_memory_mb(os.getpid())
+        self.peak_mb = max(self.peak_mb, together)
+        self.largest_mb = max(self.largest_mb, largest)
 
     def run(self) -> None:
         while not self._stop_event.wait(0.25):
-            self.peak_mb = max(self.peak_mb, tree_rss_mb(os.getpid()))
+            self.sample()
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
         self._stop_event.set()
         self.join()
-        return max(self.peak_mb, tree_rss_mb(os.getpid()))
+        self.sample()
+        return self.peak_mb, self.largest_mb
 
 
 def ingest_phase(data_dir: Path, buckets: int, days: int, workers: int) -> None:
@@ -269,8 +330,7 @@ def ingest_phase(data_dir: Path, buckets: int, days: int, workers: int) -> None:
             data_dir, state, settings=Settings(data_dir=data_dir, buckets=buckets), now=now, executor=executor
         )
     elapsed = time.perf_counter() - started
-    tree_peak_mb = sampler.stop()
-    peak_kb = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    tree_peak_mb, largest_mb = sampler.stop()
     # CPU seconds of the run (this process and its workers): steadier than wall time on a
     # machine that others share
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
@@ -278,7 +338,7 @@ def ingest_phase(data_dir: Path, buckets: int, days: int, workers: int) -> None:
     result = {
         "elapsed": elapsed,
         "cpu_s": cpu_s,
-        "peak_mb": peak_kb / 1024,
+        "peak_mb": largest_mb,
         "tree_peak_mb": tree_peak_mb,
         "report": report.to_json(),
     }
@@ -315,7 +375,7 @@ def score(data_dir: Path) -> dict[str, float]:
 
 
 def plain_scan(data_dir: Path) -> tuple[float, int]:
-    files = [str(p) for p in (data_dir / "landing").rglob("*.parquet")]
+    files = [str(p) for p in (data_dir / "landing").rglob("bench-*.parquet")]
     started = time.perf_counter()
     out = pl.scan_parquet(files).select(pl.len(), pl.col("value").sum(), pl.col("ts").max()).collect()
     return time.perf_counter() - started, int(out.item(0, 0))
@@ -327,6 +387,13 @@ def main() -> None:
     )
     parser.add_argument("--meters", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1)
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="days taken by an untimed run first, so the timed run is a day of a running system "
+        "(like days, history rules, the day before re-aggregated)",
+    )
     parser.add_argument("--buckets", type=int, default=16)
     parser.add_argument("--batches", type=int, default=8, help="landing batches the readings come in")
     parser.add_argument("--seed", type=int, default=7)
@@ -345,36 +412,23 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp)
         data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        made = setup(data_dir, meters, args.days, args.buckets, args.seed, args.batches)
+        history = args.history_days
+        made, timed = setup(data_dir, meters, args.days, args.buckets, args.seed, args.batches, history)
         print(
             f"synthetic landing: {meters:,} meters x {args.days} day(s): {made['rows']:,} readings, "
             f"{made['injected']:,} injected faults, {made['dropped']:,} dropped intervals "
             f"({time.perf_counter() - started:.1f} s to make)"
         )
+        if history:
+            started = time.perf_counter()
+            ingest_child(data_dir, args.buckets, history, args.workers)
+            print(
+                f"history: {history} day(s), {made['history_rows']:,} readings taken by an untimed run "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+        land(data_dir, timed, "bench")
         scan_s, scanned = plain_scan(data_dir)
-        child = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--phase",
-                "ingest",
-                "--data-dir",
-                str(data_dir),
-                "--buckets",
-                str(args.buckets),
-                "--days",
-                str(args.days),
-                "--workers",
-                str(args.workers),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            print(child.stdout, child.stderr, file=sys.stderr)
-            raise SystemExit(child.returncode)
-        result = json.loads(child.stdout.strip().splitlines()[-1])
+        result = ingest_child(data_dir, args.buckets, history + args.days, args.workers)
         report, elapsed = result["report"], result["elapsed"]
         rate = report["readings_in"] / elapsed
         quality = score(data_dir)

@@ -11,7 +11,7 @@ to look them up) and times one day's questions two ways in the same run:
   ingest task asks now).
 
     .venv/bin/python benchmarks/store_lookup.py                # 365 days x 448 buckets
-    .venv/bin/python benchmarks/store_lookup.py --buckets 64   # smaller
+    .venv/bin/python benchmarks/store_lookup.py --quick        # 30 days x 64 buckets
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--buckets", type=int, default=448)
     parser.add_argument("--sample", type=int, default=8, help="buckets timed with the baseline (it is slow)")
+    parser.add_argument("--quick", action="store_true", help="30 days x 64 buckets, for CI")
     args = parser.parse_args()
+    if args.quick:
+        args.days, args.buckets = 30, 64
     with tempfile.TemporaryDirectory(prefix="amr-lookup-") as tmp:
         data_dir = Path(tmp)
         count = build(data_dir, args.days, args.buckets)
