@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -223,7 +224,7 @@ def land(data_dir: Path, frames: list[pl.DataFrame], prefix: str) -> None:
         write_batch(data_dir, frame, prefix=prefix, now=dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC))
 
 
-def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict:  # type: ignore[type-arg]
+def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict[str, Any]:
     """The ingest phase in a child process (its memory its own); `days` sets the run's clock."""
     child = subprocess.run(
         [
@@ -247,7 +248,8 @@ def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict:
     if child.returncode != 0:
         print(child.stdout, child.stderr, file=sys.stderr)
         raise SystemExit(child.returncode)
-    return json.loads(child.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
 
 
 def tree_memory_mb(root: int) -> tuple[float, float]:

@@ -176,9 +176,12 @@ class _Run:
         commits only after its tasks. Reading a manifest afresh for every lookup cost a pass
         over all of a table's partitions each time (a city's year of readings: 163,000
         partitions, 0.7-1.0 s a lookup)."""
+        return self.manifests().files(table, **where)
+
+    def manifests(self) -> Snapshot:
         if self.snapshot is None:
             self.snapshot = Snapshot(self.store)
-        return self.snapshot.files(table, **where)
+        return self.snapshot
 
     def group_readings(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
         """The partitions of a day for some buckets as ONE scan (a plan's cost grows with
@@ -221,9 +224,7 @@ class _Run:
 
     def readings_days(self, bucket: int) -> set[dt.date]:
         days = {d for d, b in self.pending if b == bucket}
-        if self.snapshot is None:
-            self.snapshot = Snapshot(self.store)
-        for path in self.snapshot.manifest(READINGS).matching(bucket=bucket):
+        for path in self.manifests().manifest(READINGS).matching(bucket=bucket):
             values = dict(part.split("=", 1) for part in path.split("/"))
             days.add(dt.date.fromisoformat(values["date"]))
         return days
