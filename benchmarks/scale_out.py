@@ -100,7 +100,8 @@ def main() -> None:
         source = root / "source"
         source.mkdir()
         started = time.perf_counter()
-        shape = bench.setup(source, meters, 1, args.buckets, args.seed, args.batches)
+        shape, timed = bench.setup(source, meters, 1, args.buckets, args.seed, args.batches)
+        bench.land(source, timed, "bench")
         print(f"city day: {meters:,} meters, {shape['rows']:,} readings in {args.batches} landing batches, "
               f"{args.buckets} buckets (generated in {time.perf_counter() - started:.1f} s)")
         cores = os.cpu_count() or 1
