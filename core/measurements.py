@@ -63,15 +63,6 @@ class Manifest:
     version: int
     partitions: Mapping[str, tuple[str, ...]]  # partition path -> file names
 
-    def files(self, root: Path, keep: Any = None) -> list[Path]:
-        """Live files, optionally only of partitions for which `keep(dict)` is true."""
-        out: list[Path] = []
-        for path, names in sorted(self.partitions.items()):
-            if keep is not None and not keep(dict(_parse_partition(path))):
-                continue
-            out.extend(root / path / name for name in names)
-        return out
-
     @functools.cached_property
     def _index(self) -> dict[str, dict[str, set[str]]]:
         """Partition paths by column and value, built once per manifest read."""
@@ -83,9 +74,9 @@ class Manifest:
 
     def matching(self, **where: Any) -> list[str]:
         """Paths of the partitions matching `where` (values or collections of values), sorted,
-        found through an index: for a manifest held and asked many times (`Snapshot`), each
-        question costs what it finds rather than a pass over every partition (a city's year
-        is 163,000 of them)."""
+        found through an index built on the first question: for a manifest held and asked
+        many times (`Snapshot`), each question costs what it finds rather than a pass over
+        every partition (a city's year is 163,000 of them)."""
         wanted = {k: _as_texts(v) for k, v in where.items() if v is not None}
         if not wanted:
             return sorted(self.partitions)
@@ -98,15 +89,16 @@ class Manifest:
                 return []
         return sorted(found or ())
 
-    def files_matching(self, root: Path, **where: Any) -> list[Path]:
+    def files(self, root: Path, **where: Any) -> list[Path]:
+        """Live files of the partitions matching `where` (all of them without), in path order."""
         return [root / path / name for path in self.matching(**where) for name in self.partitions[path]]
 
 
 class Snapshot:
     """The manifests of a store's tables as read once, for a process that asks them many
     times while nothing else commits (an ingest task under the run lock): reading and
-    parsing a manifest is a pass over every partition (0.45 s, and a search 0.6 s more,
-    for a city's year), where a snapshot's lookups cost what they find."""
+    indexing a manifest is a pass over every partition (0.6 s for a city's year), where a
+    snapshot's lookups cost what they find."""
 
     def __init__(self, store: MeasurementStore) -> None:
         self.store = store
@@ -118,7 +110,7 @@ class Snapshot:
         return self._manifests[table]
 
     def files(self, table: str, **where: Any) -> list[Path]:
-        return self.manifest(table).files_matching(self.store.table(table).root, **where)
+        return self.manifest(table).files(self.store.table(table).root, **where)
 
 
 class Table:
@@ -145,13 +137,9 @@ class Table:
             ) from exc
 
     def files(self, **where: Any) -> list[Path]:
-        """Live files of the partitions matching `where` (values or collections of values)."""
-        wanted = {k: _as_texts(v) for k, v in where.items() if v is not None}
-
-        def keep(values: dict[str, str]) -> bool:
-            return all(values.get(k) in texts for k, texts in wanted.items())
-
-        return self.manifest().files(self.root, keep if wanted else None)
+        """Live files of the partitions matching `where` (values or collections of values), the
+        manifest read afresh (a `Snapshot` reads it once for many questions)."""
+        return self.manifest().files(self.root, **where)
 
     def scan(self, schema: Mapping[str, pl.DataType] | None = None, **where: Any) -> pl.LazyFrame:
         files = self.files(**where)
