@@ -4,7 +4,9 @@ The file (Parquet, or CSV with a header) must hold the Reading schema's columns
 (`core.reading.READING_COLUMNS`); timestamps in CSV are ISO 8601 with a zone (`Z` or an
 offset). A file that does not match is refused naming the column, the row and the
 reason, before anything is stored. A good file is landed as an immutable batch and
-ingested like any other, so it is accounted for, idempotent and crash-safe alike.
+ingested like any other, so it is accounted for, idempotent and crash-safe alike. A file
+whose interval readings keep another capture period than ingest is set for is refused too
+(`ingest.spacing`), unless the caller says the steps are gaps of its own.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from core.obis import canonical
 from core.reading import READING_COLUMNS, READING_SCHEMA, conform
 from core.state import StateStore
 from ingest.accounting import IngestReport
+from ingest.config import VeeConfig
 from ingest.errors import ImportRefused
 from ingest.registry import register_fleet
 from ingest.run import NewBatch, ingest_batches, new_batches, run_lock
+from ingest.spacing import interval_spacing
 
 _HINT = "a readings file has the columns " + ", ".join(READING_COLUMNS) + " (see docs/ingest.md)"
 
@@ -104,6 +108,23 @@ def read_readings(path: Path) -> pl.DataFrame:
     return checked.with_columns(pl.col("quantity").replace_strict(spelled, return_dtype=pl.String))
 
 
+def check_spacing(frame: pl.DataFrame, path: Path, cfg: VeeConfig) -> None:
+    """Refuse a file whose interval readings are most often another step apart than the
+    capture period VEE judges them on (see `ingest.spacing`)."""
+    spacing = interval_spacing(frame)
+    if spacing is None or spacing.minutes == cfg.interval_minutes:
+        return
+    share = f"{spacing.steps:,} of {spacing.total:,} steps between a series' consecutive readings"
+    raise ImportRefused(
+        f"{path}: column ts: the interval readings are {spacing.minutes} minutes apart ({share}), "
+        f"and ingest judges intervals of {cfg.interval_minutes} minutes: every meter would show "
+        "gaps or readings off the grid",
+        hint=f"set `interval_minutes = {spacing.minutes}` under [ingest.rules] in amr.toml to judge "
+        f"{spacing.minutes}-minute intervals, or, if these meters do record every "
+        f"{cfg.interval_minutes} minutes and the file lacks readings, import it with --gappy",
+    )
+
+
 def import_readings(
     data_dir: Path,
     state: StateStore,
@@ -112,10 +133,14 @@ def import_readings(
     settings: Settings,
     fleet: Path | None = None,
     now: dt.datetime | None = None,
+    gappy: bool = False,
 ) -> IngestReport:
     """Check the file, register the fleet file's new meters, land the readings as a batch and
-    take that batch (and any other waiting batch) through VEE."""
+    take that batch (and any other waiting batch) through VEE. `gappy`: the file's interval
+    readings may be further apart than the capture period (missing ones are gaps)."""
     frame = read_readings(path)
+    if not gappy:
+        check_spacing(frame, path, VeeConfig.from_settings(settings))
     if fleet is not None:
         register_fleet(state, fleet, buckets=settings.buckets)
     with run_lock(data_dir):

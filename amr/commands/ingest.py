@@ -62,14 +62,23 @@ def import_(
     path: Path = typer.Argument(..., help="Readings file (.parquet or .csv) in the Reading schema."),  # noqa: B008
     fleet: Path | None = typer.Option(None, help="Fleet file for meters not yet registered."),  # noqa: B008
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    gappy: bool = typer.Option(
+        False,
+        "--gappy",
+        help="The meters record every `interval_minutes` but the file lacks many readings: take it "
+        "although its interval readings are most often further apart (the missing ones are gaps).",
+    ),
 ) -> None:
     """Import readings produced by another system through the same VEE as landed batches.
 
-    A file that does not match the schema is refused, naming the column and the reason.
+    A file that does not match the schema is refused, naming the column and the reason; so
+    is one whose interval readings keep another capture period than ingest judges
+    (`interval_minutes` under [ingest.rules], 15 by default).
 
     Example: amr ingest import readings.csv --fleet fleet.csv
     """
-    _print_report(import_readings(data_dir(), state(), path, settings=settings(), fleet=fleet), as_json)
+    report = import_readings(data_dir(), state(), path, settings=settings(), fleet=fleet, gappy=gappy)
+    _print_report(report, as_json)
 
 
 @app.command("log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from amr.commands import ingest as ingest_commands
 from amr.commands import quality as quality_commands
 from core.state import StateStore
-from tests.ingest.builders import BUCKETS, DAY, interval_day, land, register
+from tests.ingest.builders import BUCKETS, DAY, frame, interval_day, land, register
 
 runner = CliRunner()
 
@@ -62,3 +63,20 @@ def test_a_refused_import_is_a_message_with_a_hint(
     result = runner.invoke(ingest_commands.app, ["import", str(bad)])
     assert result.exit_code == 1
     assert "missing column(s)" in result.output and "hint:" in result.output
+
+
+def test_a_half_hourly_import_is_refused_unless_gappy(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AMR_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("AMR_BUCKETS", str(BUCKETS))
+    register(StateStore.open(data_dir), ["M1"])
+    readings = frame(interval_day("M1", DAY))
+    path = tmp_path / "half-hourly.parquet"
+    readings.filter(pl.col("ts").dt.minute().is_in([0, 30])).write_parquet(path)
+    result = runner.invoke(ingest_commands.app, ["import", str(path)])
+    assert result.exit_code == 1
+    assert "30 minutes apart" in result.output and "interval_minutes = 30" in result.output
+    result = runner.invoke(ingest_commands.app, ["import", str(path), "--gappy", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["balanced"]

@@ -188,3 +188,58 @@ def test_good_csv_is_imported_with_its_fleet(data_dir: Path, state: StateStore, 
     assert (report.readings_in, report.stored) == (1, 1)
     stored = MeasurementStore(data_dir).table(READINGS).scan().collect().row(0, named=True)
     assert stored["quantity"] == "1.0.1.8.0.255" and stored["mwh"] == 1_234_500_000
+
+
+def half_hourly(meter: str, seed: int) -> pl.DataFrame:
+    """A household day as a meter with a 30-minute load profile records it: every other
+    15-minute end, each value the energy of its half hour."""
+    day = frame(interval_day(meter, DAY, seed=seed))
+    intervals = day.filter(pl.col("quantity") == ACTIVE_IMPORT_INTERVAL).sort("ts")
+    paired = intervals.with_columns(pl.col("value") + pl.col("value").shift(1)).gather_every(2, offset=1)
+    return pl.concat([paired, day.filter(pl.col("quantity") != ACTIVE_IMPORT_INTERVAL)])
+
+
+def test_a_file_of_another_capture_period_is_refused_with_the_setting_that_fits(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "half-hourly.parquet"
+    half_hourly("H1", 3).write_parquet(path)
+    with pytest.raises(ImportRefused, match=r"30 minutes apart \(47 of 47 steps") as refused:
+        import_readings(
+            data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "f.csv")
+        )
+    assert "interval_minutes = 30" in (refused.value.hint or "") and "--gappy" in (refused.value.hint or "")
+    assert not (data_dir / "landing").exists() and not (data_dir / "store").exists()
+    with state.read() as conn:  # the fleet file was not registered either
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM meters").scalar_one() == 0
+
+
+def test_thirty_minute_intervals_are_judged_on_their_own_grid(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "half-hourly.parquet"
+    readings = half_hourly("H1", 3)
+    readings.write_parquet(path)
+    settings = settings_for(data_dir)
+    settings.ingest.rules["interval_minutes"] = 30
+    report = import_readings(
+        data_dir, state, path, settings=settings, fleet=fleet(tmp_path / "f.csv"), now=AFTER
+    )
+    assert report.balanced and report.stored == readings.height and report.quarantined == 0
+    assert report.estimates == 0  # no slot of a 30-minute day is missing
+    store = MeasurementStore(data_dir).table(READINGS).scan().collect()
+    assert set(store.get_column("state").to_list()) == {"valid"}
+
+
+def test_gappy_takes_readings_further_apart_as_gaps(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "half-hourly.parquet"
+    readings = half_hourly("H1", 3)
+    readings.write_parquet(path)
+    report = import_readings(
+        data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "f.csv"), now=AFTER,
+        gappy=True,
+    )
+    assert report.balanced and report.stored == readings.height
+    assert report.estimates == 48  # every 15-minute slot between the half hours
