@@ -165,6 +165,9 @@ class _Run:
     pending_rows: dict[PartitionKey, int] = field(default_factory=dict)
     buckets: int = 16
     pending_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
+    # what validated days' intervals add up to, for the history of later days until the days
+    # are aggregated (`aggregate.interval_energy`)
+    provisional_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
 
     def table(self, name: str) -> Table:
@@ -237,10 +240,12 @@ class _Run:
         committed ones (one scan) with this run's pending days in their place."""
         first = day - dt.timedelta(days=self.cfg.history_days)
         months = sorted({(first + DAY * i).strftime("%Y-%m") for i in range(self.cfg.history_days)})
-        pending = [(d, b) for (d, b) in self.pending_daily if b in buckets]
+        # this run's days: aggregated, else as far as validated (VEE runs before aggregation)
+        pending = {k: f for k, f in self.provisional_daily.items() if k[1] in buckets}
+        pending.update({k: f for k, f in self.pending_daily.items() if k[1] in buckets})
         files = self.files(DAILY, month=months, bucket=buckets)
         live = pl.scan_parquet(files) if files else pl.LazyFrame(schema=DAILY_SCHEMA)
-        extra = [self.pending_daily[k] for k in pending if first <= k[0] < day]
+        extra = [frame for (d, _), frame in sorted(pending.items()) if first <= d < day]
         recent = pl.concat(extra, how="vertical_relaxed") if extra else pl.DataFrame(schema=DAILY_SCHEMA)
         live = live.filter(pl.col("date").is_between(first, day - DAY)).join(
             recent.lazy().select("meter_id", "date"), on=["meter_id", "date"], how="anti"
@@ -410,7 +415,8 @@ def _works(run: _Run, staged: Staged, touched: list[PartitionKey], slots: int) -
             run=dataclasses.replace(
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
-                pending={}, pending_names={}, pending_daily={}, pending_rows={}, snapshot=None,
+                pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
+                snapshot=None,
             ),
             keys=[key for key in touched if key[1] in share],
             staged=staged,
@@ -427,8 +433,10 @@ def _task(work: _Work) -> _Result:
     estimates: list[pl.DataFrame] = []
     replaced: list[pl.DataFrame] = []
     sizes = {key: work.staged.rows.get(key, 0) + run.rows_of(*key) for key in work.keys}
+    last_day = {b: d for d, b in sorted(work.keys)}  # the bucket's last day this task validates
     for day, buckets in _groups(sizes):
-        found, methods, gone = _vee_group(run, day, buckets, work.staged)
+        later = {b for b in buckets if last_day[b] > day}
+        found, methods, gone = _vee_group(run, day, buckets, work.staged, later=later)
         outcomes.append(found)
         estimates.append(methods)
         replaced.append(gone)
@@ -468,8 +476,10 @@ def _groups(sizes: dict[PartitionKey, int]) -> list[tuple[dt.date, list[int]]]:
 
 
 def _vee_group(
-    run: _Run, day: dt.date, buckets: list[int], staged: Staged
+    run: _Run, day: dt.date, buckets: list[int], staged: Staged, *, later: set[int]
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """VEE of a day's partitions of some buckets, their files written for the commit;
+    `later`: buckets with later days in this task, whose history needs this day's energy."""
     files = [f for b in buckets for f in staged.files.get((day, b), [])]
     new = pl.scan_ipc(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
     available = set().union(*(run.readings_days(b) for b in buckets)) - {day}
@@ -498,6 +508,8 @@ def _vee_group(
         run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
         run.pending_names[key] = name
         run.pending_rows[key] = part.height
+        if bucket in later:
+            run.provisional_daily[key] = aggregate.interval_energy(part.lazy(), day).collect()
     # from the two columns it needs (a filter of the frame would gather all of them)
     estimates = (
         readings.lazy()

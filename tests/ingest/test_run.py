@@ -295,3 +295,44 @@ def test_missing_day_end_snapshot_is_estimated(data_dir: Path, state: StateStore
     assert daily.get_column("date").to_list() == days[1:]
     assert daily.get_column("energy_wh").sum() == last - first  # the two days add up exactly
     assert daily.get_column("estimated_wh").to_list() == daily.get_column("energy_wh").to_list()
+
+
+def test_a_file_of_many_days_is_judged_as_day_by_day(tmp_path: Path) -> None:
+    """History rules and like days see the earlier days of the same run: nine days in one
+    batch give the store that nine daily runs give, the spike on the last day flagged
+    against the meter's own history in both."""
+    days = [DAY - dt.timedelta(days=k) for k in range(8, -1, -1)]
+    start = local_midnight_utc(DAY)
+    spike_at = start + STEP * 40
+    hole = {start + STEP * k for k in range(50, 70)}  # five hours: like days
+
+    def day_records(day: dt.date) -> list[dict[str, object]]:
+        records: list[dict[str, object]] = []
+        for meter in METERS[:3]:
+            for r in interval_day(meter, day):
+                if r["ts"] == spike_at and r["quantity"] == ACTIVE_IMPORT_INTERVAL and meter == METERS[0]:
+                    r = {**r, "value": 3000}  # far above the meter's mean, far below its rated power
+                if meter == METERS[1] and r["ts"] in hole and r["quantity"] == ACTIVE_IMPORT_INTERVAL:
+                    continue
+                records.append(r)
+        for meter in SNAPSHOT[:2]:
+            records += snapshot_day_end(meter, day)
+        return records
+
+    daily, at_once = tmp_path / "daily", tmp_path / "at-once"
+    for folder in (daily, at_once):
+        folder.mkdir()
+        register(StateStore.open(folder), METERS[:3] + SNAPSHOT[:2])
+    for day in days:
+        land(daily, day_records(day))
+        run_ingest(daily, StateStore.open(daily), settings=settings_for(daily), now=AFTER)
+    land(at_once, [r for day in days for r in day_records(day)])
+    report = run_ingest(at_once, StateStore.open(at_once), settings=settings_for(at_once), now=AFTER)
+    assert report.estimates_by_method == {"like_day+scaled": len(hole)}
+    assert_same_store(daily, at_once)
+    spike = snapshot(at_once)[READINGS].filter(
+        (pl.col("meter_id") == METERS[0])
+        & (pl.col("ts") == spike_at)
+        & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
+    )
+    assert "spike_history" in spike.get_column("flags").item()
