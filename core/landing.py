@@ -49,23 +49,52 @@ def landing_dir(data_dir: Path) -> Path:
     return data_dir / "landing"
 
 
-def write_batch(
-    data_dir: Path, readings: pl.DataFrame, *, prefix: str = "poll", now: dt.datetime | None = None
-) -> LandingBatch:
-    """Land a frame of readings (checked against the contract) as one immutable batch."""
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch written and fsynced under a temporary name that `list_batches` skips: it is
+    taken only once published, so a writer can land several as a whole or not at all."""
+
+    temporary: Path
+    batch: LandingBatch
+
+    def publish(self) -> LandingBatch:
+        self.temporary.rename(self.batch.path)
+        return self.batch
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
+def prepare_batch(
+    data_dir: Path,
+    readings: pl.DataFrame,
+    *,
+    prefix: str = "poll",
+    now: dt.datetime | None = None,
+    batch_id: str | None = None,
+) -> PreparedBatch:
+    """Write a frame of readings (checked against the contract) as a batch not yet landed.
+    `batch_id` names it (batches of one day are taken in the order of their names);
+    by default `<prefix>-<UTC time>-<random>`."""
     frame = conform(readings, origin=f"{prefix} batch")
     arrived = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
     directory = landing_dir(data_dir) / f"arrived={arrived.isoformat()}"
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
-    batch_id = f"{prefix}-{stamp}-{uuid.uuid4().hex[:10]}"
+    if batch_id is None:
+        stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S")
+        batch_id = f"{prefix}-{stamp}-{uuid.uuid4().hex[:10]}"
     temporary = directory / f"{TMP_PREFIX}{batch_id}.parquet"
     frame.write_parquet(temporary, compression="zstd")
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
-    final = directory / f"{batch_id}.parquet"
-    temporary.rename(final)
-    return LandingBatch(final, arrived, batch_id)
+    return PreparedBatch(temporary, LandingBatch(directory / f"{batch_id}.parquet", arrived, batch_id))
+
+
+def write_batch(
+    data_dir: Path, readings: pl.DataFrame, *, prefix: str = "poll", now: dt.datetime | None = None
+) -> LandingBatch:
+    """Land a frame of readings (checked against the contract) as one immutable batch."""
+    return prepare_batch(data_dir, readings, prefix=prefix, now=now).publish()
 
 
 def list_batches(data_dir: Path) -> Iterator[LandingBatch]:

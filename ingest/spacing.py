@@ -27,13 +27,21 @@ class Spacing:
     total: int  # steps between consecutive readings of a series, in all
 
 
-def interval_spacing(frame: pl.DataFrame) -> Spacing | None:
-    """The most common step between a series' consecutive interval readings (`quantity`
-    of an interval kind, see `quantities`); None when no series has two."""
+STEP_COUNTS_SCHEMA: dict[str, pl.DataType] = {"step": pl.Int64(), "len": pl.UInt32()}
+
+
+def step_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """How many times each step (whole minutes) separates a series' consecutive interval
+    readings (`quantity` of an interval kind, see `quantities`) in `frame`: (step, len).
+
+    Counts of a file's chunks add up to an answer for the file: in a chunk that holds only
+    part of a series (a file in time order, or shuffled), its steps are still most often
+    the capture period, because dropping readings at random leaves short steps the
+    commonest."""
     interval_quantities = (
         frame.select("quantity").unique().filter(kind_expr() == INTERVAL).get_column("quantity")
     )
-    steps = (
+    return (
         frame.lazy()
         .filter(pl.col("quantity").is_in(interval_quantities.implode()))
         .select("meter_id", "quantity", "ts")
@@ -48,9 +56,19 @@ def interval_spacing(frame: pl.DataFrame) -> Spacing | None:
         .drop_nulls()
         .group_by("step")
         .len()
+        .select(pl.col(name).cast(dtype) for name, dtype in STEP_COUNTS_SCHEMA.items())
+        .collect()
+    )
+
+
+def spacing_of(counts: list[pl.DataFrame]) -> Spacing | None:
+    """The most common step of some `step_counts` together; None when they hold no step."""
+    steps = (
+        pl.concat([pl.DataFrame(schema=STEP_COUNTS_SCHEMA), *counts])
+        .group_by("step")
+        .agg(pl.col("len").sum())
         # the most common; on a tie the shorter step, so the answer does not depend on order
         .sort(["len", "step"], descending=[True, False])
-        .collect()
     )
     if steps.height == 0:
         return None
@@ -59,3 +77,8 @@ def interval_spacing(frame: pl.DataFrame) -> Spacing | None:
         steps=int(steps.item(0, "len")),
         total=int(steps.get_column("len").sum()),
     )
+
+
+def interval_spacing(frame: pl.DataFrame) -> Spacing | None:
+    """The most common step between a series' consecutive interval readings in `frame`."""
+    return spacing_of([step_counts(frame)])

@@ -12,7 +12,12 @@ import pytest
 
 from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL, STANDARD_EVENT_LOG
-from core.reading import STATUS_CLOCK_ADJUSTED, STATUS_CLOCK_INVALID, STATUS_DATA_NOT_VALID
+from core.reading import (
+    READING_COLUMNS,
+    STATUS_CLOCK_ADJUSTED,
+    STATUS_CLOCK_INVALID,
+    STATUS_DATA_NOT_VALID,
+)
 from core.state import StateStore
 from core.timezones import local_midnight_utc
 from ingest.errors import ImportRefused
@@ -21,6 +26,11 @@ from ingest.schema import READINGS
 from tests.ingest.builders import AFTER, DAY, STEP, frame, interval_day, rows, settings_for
 
 T0 = local_midnight_utc(DAY)
+
+
+def landed_files(data_dir: Path) -> list[Path]:
+    """Every file in the landing area, temporaries included."""
+    return [p for p in (data_dir / "landing").rglob("*") if p.is_file()]
 
 
 def fleet(path: Path) -> Path:
@@ -143,8 +153,7 @@ def test_csv_with_a_bad_value_is_refused_and_nothing_stored(
     )
     with pytest.raises(ImportRefused, match=r"column value, line 3: 'twelve'"):
         import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER)
-    assert not (data_dir / "landing").exists()
-    assert not (data_dir / "store").exists()
+    assert not landed_files(data_dir) and not (data_dir / "store").exists()
 
 
 @pytest.mark.parametrize(
@@ -209,7 +218,7 @@ def test_a_file_of_another_capture_period_is_refused_with_the_setting_that_fits(
             data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "f.csv")
         )
     assert "interval_minutes = 30" in (refused.value.hint or "") and "--gappy" in (refused.value.hint or "")
-    assert not (data_dir / "landing").exists() and not (data_dir / "store").exists()
+    assert not landed_files(data_dir) and not (data_dir / "store").exists()
     with state.read() as conn:  # the fleet file was not registered either
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM meters").scalar_one() == 0
 
@@ -243,3 +252,43 @@ def test_gappy_takes_readings_further_apart_as_gaps(
     )
     assert report.balanced and report.stored == readings.height
     assert report.estimates == 48  # every 15-minute slot between the half hours
+
+
+def households_csv(path: Path, meters: int, days: int) -> pl.DataFrame:
+    days_of = [DAY + dt.timedelta(days=d) for d in range(days)]
+    readings = frame([r for m in range(meters) for d in days_of for r in interval_day(f"H{m + 1}", d)])
+    readings.with_columns(pl.col("ts", "read_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(path)
+    return readings
+
+
+def test_a_file_is_read_checked_and_landed_in_chunks_in_its_order(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "households.csv"
+    readings = households_csv(path, meters=2, days=2)
+    settings = settings_for(data_dir)
+    report = import_readings(
+        data_dir, state, path, settings=settings, fleet=fleet(tmp_path / "f.csv"), now=AFTER, rows=50
+    )
+    chunks = -(-readings.height // 50)
+    assert report.batches == chunks and report.readings_in == readings.height and report.balanced
+    names = sorted(p.name for p in landed_files(data_dir))
+    assert [n.rsplit("-", 1)[1] for n in names] == [f"{i:05d}.parquet" for i in range(chunks)]
+    # the same file again: every chunk is recognised by its checksum, nothing is taken twice
+    again = import_readings(data_dir, state, path, settings=settings, now=AFTER, rows=50)
+    assert again.batches == 0 and again.readings_in == 0
+
+
+def test_a_bad_row_in_a_later_chunk_refuses_the_whole_file(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "households.csv"
+    households_csv(path, meters=2, days=2)
+    lines = path.read_text().splitlines()
+    fields = lines[301].split(",")  # line 302 of the file, in its seventh chunk of 50 rows
+    fields[READING_COLUMNS.index("value")] = "lots"
+    lines[301] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportRefused, match=r"column value, line 302: 'lots'"):
+        import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER, rows=50)
+    assert not landed_files(data_dir) and not (data_dir / "store").exists()

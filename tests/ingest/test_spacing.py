@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
-from ingest.spacing import interval_spacing
+from ingest.spacing import interval_spacing, spacing_of, step_counts
 from tests.ingest.builders import frame, rows
 
 START = dt.datetime(2026, 11, 9, 17, tzinfo=dt.UTC)
@@ -54,3 +55,19 @@ def test_no_two_interval_readings_of_a_series_is_no_answer() -> None:
     registers_only = rows("M1", ACTIVE_IMPORT_TOTAL, [(START, 1), (START + dt.timedelta(hours=1), 2)])
     assert interval_spacing(frame(registers_only)) is None
     assert interval_spacing(pl.DataFrame(schema=one_each.schema)) is None
+
+
+@pytest.mark.parametrize("order", ["by meter", "by time", "shuffled"])
+@pytest.mark.parametrize("step", [15, 30])
+def test_chunks_of_a_file_in_any_order_add_up_to_its_capture_period(order: str, step: int) -> None:
+    ends = [START + dt.timedelta(minutes=step * (k + 1)) for k in range(1440 // step)]
+    records = [r for m in range(20) for r in rows(f"M{m}", ACTIVE_IMPORT_INTERVAL, [(e, m) for e in ends])]
+    readings = frame(records)
+    if order == "by time":
+        readings = readings.sort("ts", "meter_id")
+    elif order == "shuffled":
+        readings = readings.sample(fraction=1.0, shuffle=True, seed=step)
+    size = readings.height // 4 + 1  # four chunks, each holding part of every series when not by meter
+    chunks = [readings.slice(offset, size) for offset in range(0, readings.height, size)]
+    spacing = spacing_of([step_counts(chunk) for chunk in chunks])
+    assert spacing is not None and spacing.minutes == step
