@@ -95,8 +95,9 @@ def run_lock(data_dir: Path) -> Iterator[None]:
 
 
 def new_batches(data_dir: Path, state: StateStore) -> list[NewBatch]:
-    """Landing batches not taken yet; a batch whose checksum was taken under another name is
-    the same data landed twice and is skipped too."""
+    """Landing batches not taken yet; a batch whose checksum was taken (or is new) under
+    another name is the same data landed twice: it is marked taken with no rows of its own,
+    so later runs do not read it to hash it again (the caller holds the run lock)."""
     with state.read() as conn:
         taken: dict[str, str] = {
             str(path): str(sha)
@@ -104,15 +105,26 @@ def new_batches(data_dir: Path, state: StateStore) -> list[NewBatch]:
         }
     known = set(taken.values())
     out: list[NewBatch] = []
+    copies: list[dict[str, object]] = []
     for batch in list_batches(data_dir):
         relative = str(batch.path.relative_to(data_dir))
         if relative in taken:
             continue
         digest = batch.sha256()
         if digest in known:
+            copies.append({"path": relative, "sha": digest})
             continue
         known.add(digest)
         out.append(NewBatch(relative, digest, batch))
+    if copies:
+        with state.transaction() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO landing_taken (batch_path, sha256, rows_in) VALUES (:path, :sha, 0) "
+                    "ON CONFLICT (batch_path) DO NOTHING"
+                ),
+                copies,
+            )
     return out
 
 

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.executor import LocalExecutor
+from core.landing import LandingBatch
 from core.measurements import MeasurementStore, Table
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
@@ -136,7 +137,7 @@ def test_a_run_reads_each_manifest_once_per_task_and_commit(
 
 @pytest.mark.slow
 def test_taking_the_same_batch_twice_changes_nothing(
-    data_dir: Path, state: StateStore, tmp_path: Path
+    data_dir: Path, state: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     land_fleet(data_dir, state)
     first = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
@@ -150,6 +151,17 @@ def test_taking_the_same_batch_twice_changes_nothing(
     after = snapshot(data_dir)
     for name in TABLES:
         assert before[name].equals(after[name])
+    # the copy is marked taken with no rows of its own: later runs do not read it again
+    with state.read() as conn:
+        rows_in = conn.execute(
+            sa.text("SELECT rows_in FROM landing_taken WHERE batch_path LIKE '%poll-copy.parquet'")
+        ).scalar_one()
+    assert rows_in == 0
+    hashed: list[Path] = []
+    real_sha256 = LandingBatch.sha256
+    monkeypatch.setattr(LandingBatch, "sha256", lambda self: hashed.append(self.path) or real_sha256(self))
+    assert run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER).batches == 0
+    assert hashed == []
 
 
 def test_gap_is_estimated_then_replaced_by_late_data(data_dir: Path, state: StateStore) -> None:
