@@ -51,7 +51,8 @@ def _first_bad(raw: pl.DataFrame, parsed: pl.DataFrame, column: str) -> tuple[in
 
 def parse_csv_chunk(raw: pl.DataFrame, path: Path, first_line: int) -> pl.DataFrame:
     """Parse rows of a CSV of readings (all text) strictly: every value must fit its
-    column's type. `first_line`: the file's line of the chunk's first row (for messages)."""
+    column's type; a decimal `value` becomes an exact integer and scale. `first_line`: the
+    file's line of the chunk's first row (for messages)."""
     casts: dict[str, pl.Expr] = {}
     for name, dtype in READING_SCHEMA.items():
         column = pl.col(name).str.strip_chars()
@@ -67,6 +68,20 @@ def parse_csv_chunk(raw: pl.DataFrame, path: Path, first_line: int) -> pl.DataFr
             casts[name] = pl.col(name)
         else:
             casts[name] = column.cast(dtype, strict=False)
+    # a decimal value ("0.125" kWh) is kept exact: its digits as the integer, the scale lowered
+    # by the digits after the point (0.125 with scale 0 is 125 with scale -3)
+    decimal = pl.col("value").str.strip_chars().str.extract_groups(r"^([+-]?\d*)\.(\d*)$")
+    whole, fraction = decimal.struct.field("1"), decimal.struct.field("2")
+    is_decimal = (whole + fraction).str.contains(r"\d")
+    casts["value"] = (
+        pl.when(is_decimal).then((whole + fraction).cast(pl.Int64, strict=False)).otherwise(casts["value"])
+    )
+    casts["scale"] = (
+        pl.when(is_decimal)
+        .then(casts["scale"].cast(pl.Int16) - fraction.str.len_chars().cast(pl.Int16))
+        .otherwise(casts["scale"])
+        .cast(pl.Int8, strict=False)
+    )
     parsed = raw.select(**casts)
     for name in READING_SCHEMA:
         if name in ("meter_id", "quantity", "unit", "source"):
@@ -78,7 +93,8 @@ def parse_csv_chunk(raw: pl.DataFrame, path: Path, first_line: int) -> pl.DataFr
             row, text = _first_bad(raw, parsed, name)
             raise ImportRefused(
                 f"{path}: column {name}, line {first_line + row}: {text!r} is not a {READING_SCHEMA[name]}",
-                hint=_HINT + "; timestamps are ISO 8601 with a zone, e.g. 2026-11-10T17:00:00Z",
+                hint=_HINT + "; timestamps are ISO 8601 with a zone, e.g. 2026-11-10T17:00:00Z; "
+                "values are whole numbers or decimals written with a point, e.g. 0.125",
             )
     return parsed
 

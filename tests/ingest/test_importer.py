@@ -5,10 +5,14 @@ that do not match the schema are refused whole."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL, STANDARD_EVENT_LOG
@@ -21,7 +25,7 @@ from core.reading import (
 from core.state import StateStore
 from core.timezones import local_midnight_utc
 from ingest.errors import ImportRefused
-from ingest.importer import import_readings
+from ingest.importer import import_readings, parse_csv_chunk
 from ingest.schema import READINGS
 from tests.ingest.builders import AFTER, DAY, STEP, frame, interval_day, rows, settings_for
 
@@ -292,3 +296,45 @@ def test_a_bad_row_in_a_later_chunk_refuses_the_whole_file(
     with pytest.raises(ImportRefused, match=r"column value, line 302: 'lots'"):
         import_readings(data_dir, state, path, settings=settings_for(data_dir), now=AFTER, rows=50)
     assert not landed_files(data_dir) and not (data_dir / "store").exists()
+
+
+def csv_rows(values: list[tuple[str, str]]) -> pl.DataFrame:
+    """Rows of a readings CSV as text, with the given (value, scale)."""
+    base = {
+        "meter_id": "H1", "quantity": ACTIVE_IMPORT_INTERVAL, "ts": "2026-11-10T01:00:00Z", "unit": "kWh",
+        "status": "0", "snapshot": "false", "source": "x", "read_at": "2026-11-10T01:01:00Z",
+    }
+    return pl.DataFrame([{**base, "value": v, "scale": s} for v, s in values]).select(READING_COLUMNS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    number=st.decimals(min_value=-(10**9), max_value=10**9, places=6, allow_nan=False, allow_infinity=False),
+    scale=st.integers(min_value=-6, max_value=6),
+)
+def test_a_decimal_value_is_kept_exact(number: Decimal, scale: int) -> None:
+    text = format(number, "f")
+    parsed = parse_csv_chunk(csv_rows([(text, str(scale))]), Path("r.csv"), first_line=2).row(0, named=True)
+    assert Decimal(parsed["value"]).scaleb(parsed["scale"]) == number.scaleb(scale)
+    assert "." in text or parsed["scale"] == scale  # whole numbers keep their scale
+
+
+@pytest.mark.parametrize("text", ["1.2.3", "12.5e3", "0,5", "."])
+def test_a_value_that_is_no_number_names_its_line(text: str) -> None:
+    with pytest.raises(ImportRefused, match=rf"column value, line 3: '{re.escape(text)}'") as refused:
+        parse_csv_chunk(csv_rows([("1", "0"), (text, "0")]), Path("r.csv"), first_line=2)
+    assert "decimals written with a point" in (refused.value.hint or "")
+
+
+def test_a_csv_of_decimal_kwh_is_imported_exactly(data_dir: Path, state: StateStore, tmp_path: Path) -> None:
+    path = tmp_path / "decimal.csv"
+    path.write_text(
+        "meter_id,quantity,ts,value,scale,unit,status,snapshot,source,read_at\n"
+        "H1,1-0:1.8.0.255,2026-11-10T17:00:10+00:00,1234.567,0,kWh,0,true,x,2026-11-10T17:00:10Z\n"
+    )
+    report = import_readings(
+        data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "fleet.csv"), now=AFTER
+    )
+    assert (report.readings_in, report.stored) == (1, 1)
+    stored = MeasurementStore(data_dir).table(READINGS).scan().collect().row(0, named=True)
+    assert (stored["value"], stored["scale"], stored["mwh"]) == (1234567, -3, 1_234_567_000)
