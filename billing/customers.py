@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from billing.calendars import calendars
 from billing.errors import CustomerImportError, UnknownCustomerError
 from billing.tariffs import CLASSES
-from core.fleet import CUSTOMER_CODE, FLEET_COLUMNS
+from core.fleet import CUSTOMER_CODE, FLEET_COLUMNS, OPTIONAL_COLUMNS
 from core.state import StateStore
 
 DEFAULT_FROM = dt.date(2000, 1, 1)
@@ -43,7 +43,8 @@ CUSTOMER_COLUMNS = (
     "installed_on",
     "removed_on",
 )
-IGNORED_FLEET_COLUMNS = tuple(c for c in FLEET_COLUMNS if c not in CUSTOMER_COLUMNS)
+# a fleet file's meter columns, which a customers import reads past
+IGNORED_FLEET_COLUMNS = tuple(c for c in (*FLEET_COLUMNS, *OPTIONAL_COLUMNS) if c not in CUSTOMER_COLUMNS)
 BATCH = 5000
 
 

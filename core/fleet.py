@@ -19,6 +19,8 @@ FLEET_COLUMNS = (
     "meter_id", "customer_code", "url", "model", "route", "installed_on", "removed_on",
     "ct_ratio", "vt_ratio", "read", "households", "tariff_class",
 )
+# Columns a fleet file may add, kept in the registry's `attributes` (see FleetRow).
+OPTIONAL_COLUMNS = ("cell", "intraday", "rated_current_a", "voltage_v", "phases", "register_capacity_wh")
 
 
 class FleetRow(BaseModel):
@@ -36,6 +38,23 @@ class FleetRow(BaseModel):
     read: str = "registers"  # comma-separated: registers, profile, daily, events, clock
     households: str = "1"  # decimal: tenants count as registered persons / 4
     tariff_class: str = "residential"
+    # OPTIONAL_COLUMNS: the head-end's GPRS cell and intra-day reading, and the service's
+    # physical limits that ingest's spike and rollover rules read (defaults in ingest.config)
+    cell: str | None = None
+    intraday: str | None = None
+    rated_current_a: int | None = Field(default=None, gt=0)
+    voltage_v: int | None = Field(default=None, gt=0)
+    phases: int | None = Field(default=None, ge=1, le=3)
+    register_capacity_wh: int | None = Field(default=None, gt=0)
+
+    def attributes(self) -> dict[str, str]:
+        """What the registry keeps in a meter's `attributes` (as text)."""
+        out = {"read": self.read, "households": self.households, "tariff_class": self.tariff_class}
+        for name in OPTIONAL_COLUMNS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = str(value)
+        return out
 
     @field_validator("customer_code")
     @classmethod

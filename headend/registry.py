@@ -21,17 +21,15 @@ from pydantic import ValidationError
 
 from core.buckets import bucket_of
 from core.errors import ContractError
-from core.fleet import FLEET_COLUMNS, FleetRow
+from core.fleet import FLEET_COLUMNS, OPTIONAL_COLUMNS, FleetRow
 from core.meter_url import MeterUrl
 from core.state import StateStore
 from headend.errors import FleetFileError, HeadendError, MeterNotFound
 from headend.models import MeterModel, model_for
 
 ImportMode = Literal["all-or-nothing", "good-rows"]
-# Columns the head-end keeps in `attributes` beside the fleet contract's own.
-# Optional fleet-file columns kept in `attributes`: the GPRS cell and intra-day reading for the
-# head-end, and the service's physical limits for ingest's spike and rollover rules.
-EXTRA_COLUMNS = ("cell", "intraday", "rated_current_a", "voltage_v", "phases", "register_capacity_wh")
+# Optional fleet-file columns kept in `attributes` (core.fleet.FleetRow validates them).
+EXTRA_COLUMNS = OPTIONAL_COLUMNS
 _ATTRIBUTE_COLUMNS = ("read", "households", "tariff_class", *EXTRA_COLUMNS)
 READ_ITEMS = {"registers", "profile", "daily", "events", "clock"}
 
@@ -128,10 +126,7 @@ def _read_table(path: Path) -> tuple[pl.DataFrame, int]:
     raise FleetFileError(f"fleet file {path}: unknown format {path.suffix!r}", hint="use .csv or .parquet")
 
 
-def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, dict[str, str], list[RowError]]:
-    extras = {name: str(raw[name]) for name in EXTRA_COLUMNS if raw.get(name) not in (None, "")}
-    for name in EXTRA_COLUMNS:
-        raw.pop(name, None)
+def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, list[RowError]]:
     values = {k: v for k, v in raw.items() if v not in (None, "")}
     try:
         row = FleetRow(**values)
@@ -140,9 +135,9 @@ def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, dict[st
             RowError(line, ".".join(str(p) for p in err["loc"]) or "(row)", err["msg"])
             for err in exc.errors()
         ]
-        return None, extras, errors
+        return None, errors
     except ContractError as exc:  # the URL grammar's own error, raised from FleetRow's url check
-        return None, extras, [RowError(line, "url", exc.message)]
+        return None, [RowError(line, "url", exc.message)]
     problems = []
     unknown = {p.strip() for p in row.read.split(",")} - READ_ITEMS
     if unknown:
@@ -154,7 +149,7 @@ def _check_row(raw: dict[str, Any], line: int) -> tuple[FleetRow | None, dict[st
         model_for(row.model, row.meter_url.protocol)
     except HeadendError as exc:
         problems.append(RowError(line, "model", exc.message))
-    return row, extras, problems
+    return row, problems
 
 
 def import_fleet(
@@ -167,11 +162,11 @@ def import_fleet(
     unknown = [c for c in frame.columns if c not in known]
     for column in unknown:
         report.errors.append(RowError(first_line - 1 if first_line > 1 else 0, column, "unknown column"))
-    good: list[tuple[FleetRow, dict[str, str]]] = []
+    good: list[FleetRow] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(frame.drop(unknown).iter_rows(named=True)):
         line = first_line + index
-        row, extras, errors = _check_row(dict(raw), line)
+        row, errors = _check_row(dict(raw), line)
         if row is not None and row.meter_id in seen:
             problem = f"{row.meter_id} already given on line {seen[row.meter_id]}"
             errors.append(RowError(line, "meter_id", problem))
@@ -180,7 +175,7 @@ def import_fleet(
             continue
         assert row is not None
         seen[row.meter_id] = line
-        good.append((row, extras))
+        good.append(row)
     if report.errors and (mode == "all-or-nothing" or unknown):
         return report
     _upsert(state, good, buckets=buckets, report=report)
@@ -189,21 +184,20 @@ def import_fleet(
 
 
 def _upsert(
-    state: StateStore, rows: Sequence[tuple[FleetRow, dict[str, str]]], *, buckets: int, report: ImportReport
+    state: StateStore, rows: Sequence[FleetRow], *, buckets: int, report: ImportReport
 ) -> None:
     with state.transaction() as conn:
         existing = {r[0]: r[1] for r in conn.execute(sa.text("SELECT meter_id, meter_key FROM meters"))}
         next_key = max(existing.values(), default=0) + 1
         params = []
-        for row, extras in rows:
+        for row in rows:
             key = existing.get(row.meter_id)
             if key is None:
                 key, next_key = next_key, next_key + 1
                 report.inserted += 1
             else:
                 report.updated += 1
-            attributes = {"read": row.read, "households": row.households, "tariff_class": row.tariff_class}
-            attributes.update(extras)
+            attributes = row.attributes()
             params.append({
                 "meter_id": row.meter_id, "meter_key": key, "customer_code": row.customer_code,
                 "url": row.url,

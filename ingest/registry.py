@@ -130,7 +130,7 @@ def register_fleet(state: StateStore, path: Path, *, buckets: int) -> int:
                 continue
             next_key += 1
             known.add(row.meter_id)
-            attributes = {"read": row.read, "households": row.households, "tariff_class": row.tariff_class}
+            attributes = row.attributes()
             conn.execute(
                 sa.text(
                     "INSERT INTO meters (meter_id, meter_key, customer_code, url, protocol, model, route, "

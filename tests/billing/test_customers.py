@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from billing.customers import import_customers, list_customers, show_customer
 from billing.errors import UnknownCustomerError
-from core.fleet import FLEET_COLUMNS
+from core.fleet import FLEET_COLUMNS, OPTIONAL_COLUMNS
 from core.state import StateStore
 
 
@@ -23,8 +23,8 @@ def write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def test_fleet_file_imports_and_ignores_registry_columns(tmp_path: Path, store: StateStore) -> None:
-    header = list(FLEET_COLUMNS)
-    blank = dict.fromkeys(header, "")
+    header = [*FLEET_COLUMNS, *OPTIONAL_COLUMNS]  # a utility's fleet gives its services' limits too
+    blank = dict.fromkeys(header, "") | {"rated_current_a": "60"}
     rows = []
     for i, (code, hh, cls) in enumerate(
         [

@@ -103,3 +103,13 @@ def test_physical_limits_reach_the_attributes_ingest_reads(data_dir: Path, tmp_p
     attributes = get_meter(state, "M1").attributes
     assert attributes["rated_current_a"] == "60" and attributes["phases"] == "3"
     assert attributes["register_capacity_wh"] == "99999999"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("rated_current_a", "6O"), ("phases", "4"), ("register_capacity_wh", "0")]
+)
+def test_a_bad_physical_limit_is_a_row_error(data_dir: Path, tmp_path: Path, column: str, value: str) -> None:
+    state = StateStore.open(data_dir)
+    report = import_fleet(state, write_csv(tmp_path / "f.csv", [GOOD[1] | {column: value}]), buckets=8)
+    assert not report.applied
+    assert [(e.line, e.column) for e in report.errors] == [(2, column)]

@@ -338,3 +338,21 @@ def test_a_csv_of_decimal_kwh_is_imported_exactly(data_dir: Path, state: StateSt
     assert (report.readings_in, report.stored) == (1, 1)
     stored = MeasurementStore(data_dir).table(READINGS).scan().collect().row(0, named=True)
     assert (stored["value"], stored["scale"], stored["mwh"]) == (1234567, -3, 1_234_567_000)
+
+
+def test_the_fleet_files_physical_limits_reach_the_rules(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    """A 10 A service carries at most 575 Wh in 15 minutes: 1,000 Wh is above it (and far
+    below the 100 A default's 5,750 Wh)."""
+    fleet_file = tmp_path / "fleet.csv"
+    fleet_file.write_text(
+        "meter_id,url,installed_on,rated_current_a,voltage_v,phases,register_capacity_wh\n"
+        "H1,dlms+tcp://10.0.0.1:4059,2026-01-01,10,230,1,99999999\n"
+    )
+    readings = frame(rows("H1", ACTIVE_IMPORT_INTERVAL, [(T0 + STEP, 100), (T0 + STEP * 2, 1000)]))
+    path = tmp_path / "r.parquet"
+    readings.write_parquet(path)
+    settings = settings_for(data_dir)
+    report = import_readings(data_dir, state, path, settings=settings, fleet=fleet_file, now=AFTER)
+    assert report.quarantined_by_reason == {"spike_rated": 1}
