@@ -172,11 +172,23 @@ def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFr
     return readings, registry, pl.concat(dropped)
 
 
+Batch = tuple[pl.DataFrame, int | None]  # a landing batch's readings, and its bucket when it says one
+
+
 def setup(
-    data_dir: Path, meters: int, days: int, buckets: int, seed: int, batches: int, history: int = 0
-) -> tuple[dict[str, object], list[pl.DataFrame]]:
+    data_dir: Path,
+    meters: int,
+    days: int,
+    buckets: int,
+    seed: int,
+    batches: int,
+    history: int = 0,
+    by_bucket: bool = True,
+) -> tuple[dict[str, object], list[Batch]]:
     """Registry, truth and landing batches of `history + days` days: the history's batches
-    are landed (prefix `hist`), the timed days' returned, to land after the history is taken."""
+    are landed (prefix `hist`), the timed days' returned, to land after the history is taken.
+    `by_bucket`: a batch per bucket saying so, as the head-end's shard rounds land them;
+    else `batches` batches that mix every bucket (as imports do)."""
     readings, registry, dropped = generate(meters, history + days, seed)
     unknown = registry.filter(pl.col("unknown")).get_column("meter_id")
     readings = readings.with_columns(
@@ -205,10 +217,14 @@ def setup(
     # before the timed days' polls
     polled_history = local_midnight_utc(DAY + dt.timedelta(days=history)) + dt.timedelta(hours=1)
     old = pl.col("read_at") <= polled_history
-    parts = {}
+    parts: dict[str, list[Batch]] = {}
     for name, rows in (("hist", readings.filter(old)), ("bench", readings.filter(~old))):
-        shuffled = rows.drop("fault").with_columns(_b=pl.col("meter_id").hash(seed) % batches)
-        parts[name] = [part.drop("_b").select(READING_COLUMNS) for part in shuffled.partition_by("_b")]
+        split = bucket_expr("meter_id", buckets) if by_bucket else pl.col("meter_id").hash(seed) % batches
+        keyed = rows.drop("fault").with_columns(split.alias("_b"))
+        parts[name] = [
+            (part.drop("_b").select(READING_COLUMNS), int(key) if by_bucket else None)  # type: ignore[call-overload]
+            for (key,), part in sorted(keyed.partition_by("_b", as_dict=True).items())
+        ]
     land(data_dir, parts["hist"], "hist")
     made = {
         "rows": readings.filter(~old).height,
@@ -219,9 +235,10 @@ def setup(
     return made, parts["bench"]
 
 
-def land(data_dir: Path, frames: list[pl.DataFrame], prefix: str) -> None:
-    for frame in frames:
-        write_batch(data_dir, frame, prefix=prefix, now=dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC))
+def land(data_dir: Path, batches: list[Batch], prefix: str) -> None:
+    now = dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC)
+    for frame, bucket in batches:
+        write_batch(data_dir, frame, prefix=prefix, now=now, bucket=bucket)
 
 
 def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict[str, Any]:
@@ -397,7 +414,15 @@ def main() -> None:
         "(like days, history rules, the day before re-aggregated)",
     )
     parser.add_argument("--buckets", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=8, help="landing batches the readings come in")
+    parser.add_argument(
+        "--landing",
+        choices=["by-bucket", "mixed"],
+        default="by-bucket",
+        help="by-bucket: a batch per bucket that says so, as the head-end's shard rounds land them "
+        "(ingest's tasks take them directly); mixed: --batches batches of every bucket, split by "
+        "partition first (staging), as imports are",
+    )
+    parser.add_argument("--batches", type=int, default=8, help="landing batches with --landing mixed")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--workers", type=int, default=1, help="local processes for the partitions' tasks (1: in-process)"
@@ -415,9 +440,13 @@ def main() -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         history = args.history_days
-        made, timed = setup(data_dir, meters, args.days, args.buckets, args.seed, args.batches, history)
+        made, timed = setup(
+            data_dir, meters, args.days, args.buckets, args.seed, args.batches, history,
+            by_bucket=args.landing == "by-bucket",
+        )
         print(
-            f"synthetic landing: {meters:,} meters x {args.days} day(s): {made['rows']:,} readings, "
+            f"synthetic landing ({args.landing}): {meters:,} meters x {args.days} day(s): "
+            f"{made['rows']:,} readings, "
             f"{made['injected']:,} injected faults, {made['dropped']:,} dropped intervals "
             f"({time.perf_counter() - started:.1f} s to make)"
         )

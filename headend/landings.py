@@ -58,8 +58,10 @@ def land(
     marks: Mapping[WatermarkKey, dt.datetime],
     now: dt.datetime,
     extra: Callable[[Connection], None] | None = None,
+    bucket: int | None = None,
 ) -> Landed:
-    """Land one frame and move its watermarks; `extra` runs in the final transaction."""
+    """Land one frame and move its watermarks; `extra` runs in the final transaction.
+    `bucket`: the frame's meters are all of this bucket (said in the batch for ingest)."""
     landing_id = f"{round_id}-{uuid.uuid4().hex[:6]}"
     encoded = json.dumps(watermarks.encode(marks))
     batch_path: Path | None = None
@@ -73,7 +75,7 @@ def land(
                 {"l": landing_id, "r": round_id, "w": encoded, "at": to_db(dt.datetime.now(dt.UTC)),
                  "o": owner()},
             )
-        batch_path = write_batch(data_dir, frame, prefix=landing_id, now=now).path
+        batch_path = write_batch(data_dir, frame, prefix=landing_id, now=now, bucket=bucket).path
     with state.transaction() as conn:
         watermarks.apply(conn, marks)
         if frame.height:

@@ -323,9 +323,10 @@ class _Round:
             health.record(conn, outcomes, self.health, self.options.breaker)
             clocksync.record(conn, events)
 
+        buckets = {job.meter.bucket for job in jobs}  # one when polled by shard, as rounds are
         landed = landings.land(
             self.state, self.data_dir, round_id=self.round_id, frame=frame, marks=marks,
-            now=self.clock.now(), extra=extra,
+            now=self.clock.now(), extra=extra, bucket=buckets.pop() if len(buckets) == 1 else None,
         )
         if landed.batch_path is not None:
             self.report.batches.append(landed.batch_path)

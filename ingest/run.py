@@ -61,7 +61,16 @@ from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.registry import load_registry, with_limits
 from ingest.schema import FINDINGS, FINDINGS_SCHEMA, MONTHLY, READINGS, READINGS_SCHEMA
-from ingest.staging import PartitionKey, Staged, clear_staging, stage_batches, staging_root
+from ingest.staging import (
+    Direct,
+    PartitionKey,
+    Staged,
+    clear_staging,
+    plan_direct,
+    route_direct,
+    stage_batches,
+    staging_root,
+)
 from ingest.tou import Calendar, in_force, load_calendars
 from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
 
@@ -181,6 +190,40 @@ class _Run:
     # are aggregated (`aggregate.interval_energy`)
     provisional_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
+    # direct batches' routed days not handed out yet, by batch index (see `direct_rows`)
+    routed: dict[int, dict[dt.date, pl.DataFrame]] = field(default_factory=dict)
+
+    def direct_rows(self, direct: Direct, day: dt.date) -> pl.DataFrame | None:
+        """A direct batch's rows of `day`, routed as staged rows are; the batch is read and
+        routed once, the first time one of its days is needed, and each day is handed out once."""
+        if direct.index not in self.routed:
+            self.routed[direct.index] = route_direct(
+                direct, self.registry, buckets=self.buckets, cfg=self.cfg
+            )
+        days = self.routed[direct.index]
+        rows = days.pop(day, None)
+        if not days:
+            del self.routed[direct.index]
+        return rows
+
+    def new_rows(self, staged: Staged, day: dt.date, buckets: list[int]) -> tuple[pl.LazyFrame, set[int]]:
+        """The new rows of a day's partitions of some buckets, in batch order per partition,
+        and the buckets that have any: staged files as ONE scan when that is all there is (a
+        plan's cost grows with its scan nodes), else each file and direct batch in its place."""
+        sources = [(b, source) for b in buckets for _, source in staged.sources((day, b))]
+        paths = [source for _, source in sources if isinstance(source, Path)]
+        fed = {b for b, source in sources if isinstance(source, Path)}
+        if len(paths) == len(sources):
+            return (pl.scan_ipc(paths) if paths else pl.LazyFrame(schema=STAGED_SCHEMA)), fed
+        frames: list[pl.LazyFrame] = []
+        for bucket, source in sources:
+            if isinstance(source, Path):
+                frames.append(pl.scan_ipc(source))
+            elif (rows := self.direct_rows(source, day)) is not None:
+                frames.append(rows.lazy())
+                fed.add(bucket)
+        new = pl.concat(frames, how="vertical_relaxed") if frames else pl.LazyFrame(schema=STAGED_SCHEMA)
+        return new, fed
 
     def table(self, name: str) -> Table:
         return self.store.table(name)
@@ -335,18 +378,18 @@ def ingest_batches(
     clear_staging(data_dir)
     registry = with_limits(load_registry(state), cfg)
     clock = time.perf_counter()
+    # batches of one bucket go straight to its task; the rest are split by partition here
+    direct, mixed = plan_direct([item.batch for item in batches], buckets=settings.buckets, cfg=cfg)
     staged = stage_batches(
-        [item.batch for item in batches],
-        registry,
-        staging_root(data_dir) / report.run_id,
-        buckets=settings.buckets,
-        cfg=cfg,
+        mixed, registry, staging_root(data_dir) / report.run_id, buckets=settings.buckets, cfg=cfg
     )
+    staged.direct = direct
+    staged.rows_in.update({d.index: d.rows for d in direct})
     counts = {
         index: BatchCount(item.path, item.sha256, rows_in=staged.rows_in[index])
         for index, item in enumerate(batches)
     }
-    touched = sorted(set(staged.files) | (recompute or set()))
+    touched = sorted(staged.touched() | (recompute or set()))
     report.seconds["staging"] = time.perf_counter() - clock
     run = _Run(
         data_dir=data_dir,
@@ -362,7 +405,7 @@ def ingest_batches(
     own = executor is None
     chosen = open_executor() if executor is None else executor
     try:
-        works = _works(run, staged, touched, chosen.slots)
+        works = _works(run, staged, touched, chosen.slots, set(staged.files) | (recompute or set()))
         if works:
             chosen.require_shared(data_dir)
         results = chosen.map(_task, works)
@@ -378,7 +421,7 @@ def ingest_batches(
             methods.update(dict(estimates.iter_rows()))
         replaced.extend(gone for gone in result.replaced if gone.height)
     finish(report, counts)
-    report.partitions = len(touched)
+    report.partitions = sum(r.partitions for r in results)
     report.estimates = sum(methods.values())
     report.estimates_by_method = dict(sorted(methods.items()))
     _audit_replaced(state, replaced)
@@ -405,6 +448,9 @@ class _Work:
     run: _Run
     keys: list[PartitionKey]
     staged: Staged
+    # keys with staged rows or to recompute; the others come from direct batches' day ranges
+    # and are taken only when a batch has rows of that day
+    sure: frozenset[PartitionKey] = frozenset()
 
 
 @dataclass
@@ -415,9 +461,12 @@ class _Result:
     replaced: list[pl.DataFrame]
     days_aggregated: int
     seconds: dict[str, float]
+    partitions: int = 0  # partitions validated
 
 
-def _works(run: _Run, staged: Staged, touched: list[PartitionKey], slots: int) -> list[_Work]:
+def _works(
+    run: _Run, staged: Staged, touched: list[PartitionKey], slots: int, sure: set[PartitionKey]
+) -> list[_Work]:
     """The touched buckets dealt round-robin into one task per executor slot: a bucket's days
     depend on each other, buckets do not. One slot (in-process) is one task of every bucket."""
     buckets = sorted({b for _, b in touched})
@@ -428,10 +477,11 @@ def _works(run: _Run, staged: Staged, touched: list[PartitionKey], slots: int) -
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
                 pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
-                snapshot=None,
+                snapshot=None, routed={},
             ),
             keys=[key for key in touched if key[1] in share],
             staged=staged,
+            sure=frozenset(key for key in sure if key[1] in share),
         )
         for share in shares
     ]
@@ -444,19 +494,24 @@ def _task(work: _Work) -> _Result:
     outcomes: list[pl.DataFrame] = []
     estimates: list[pl.DataFrame] = []
     replaced: list[pl.DataFrame] = []
-    sizes = {key: work.staged.rows.get(key, 0) + run.rows_of(*key) for key in work.keys}
+    sizes = {key: work.staged.expected_rows(key) + run.rows_of(*key) for key in work.keys}
     last_day = {b: d for d, b in sorted(work.keys)}  # the bucket's last day this task validates
-    for day, buckets in _groups(sizes):
-        later = {b for b in buckets if last_day[b] > day}
-        found, methods, gone = _vee_group(run, day, buckets, work.staged, later=later)
+    validated: list[PartitionKey] = []
+    for day, group in _groups(sizes):
+        later = {b for b in group if last_day[b] > day}
+        done = _vee_group(run, day, group, work.staged, later=later, sure=work.sure)
+        if done is None:
+            continue
+        found, methods, gone, buckets = done
         outcomes.append(found)
         estimates.append(methods)
         replaced.append(gone)
+        validated.extend((day, b) for b in buckets)
     vee_done = time.perf_counter()
     written: dict[str, dict[Partition, list[str]]] = {
         READINGS: {partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
     }
-    days_aggregated = _aggregate(run, work.keys, written)
+    days_aggregated = _aggregate(run, validated, written)
     return _Result(
         written=written,
         outcomes=outcomes,
@@ -464,6 +519,7 @@ def _task(work: _Work) -> _Result:
         replaced=replaced,
         days_aggregated=days_aggregated,
         seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done},
+        partitions=len(validated),
     )
 
 
@@ -488,12 +544,23 @@ def _groups(sizes: dict[PartitionKey, int]) -> list[tuple[dt.date, list[int]]]:
 
 
 def _vee_group(
-    run: _Run, day: dt.date, buckets: list[int], staged: Staged, *, later: set[int]
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """VEE of a day's partitions of some buckets, their files written for the commit;
-    `later`: buckets with later days in this task, whose history needs this day's energy."""
-    files = [f for b in buckets for f in staged.files.get((day, b), [])]
-    new = pl.scan_ipc(files) if files else pl.LazyFrame(schema=STAGED_SCHEMA)
+    run: _Run,
+    day: dt.date,
+    group: list[int],
+    staged: Staged,
+    *,
+    later: set[int],
+    sure: frozenset[PartitionKey],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[int]] | None:
+    """VEE of a day's partitions of some buckets, their files written for the commit, and
+    the buckets validated: those in `sure`, and the others whose direct batches had rows of
+    the day (a batch's day range is wider than its readings' days: an empty day is not
+    touched, as it would not be had the batch been staged). `later`: buckets with later days
+    in this task, whose history needs this day's energy."""
+    new, fed = run.new_rows(staged, day, group)
+    buckets = [b for b in group if b in fed or (day, b) in sure]
+    if not buckets:
+        return None
     available = set().union(*(run.readings_days(b) for b in buckets)) - {day}
     likes = like_days(day, available, run.cfg)
     like_frames = [run.group_readings(d, buckets).filter(pl.col("mwh").is_not_null()) for d in likes]
@@ -531,7 +598,7 @@ def _vee_group(
         .len()
         .collect()
     )
-    return outcomes, estimates, gone
+    return outcomes, estimates, gone, buckets
 
 
 def _audit_replaced(state: StateStore, frames: list[pl.DataFrame]) -> None:

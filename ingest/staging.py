@@ -24,6 +24,7 @@ import polars as pl
 from core.buckets import bucket_expr
 from core.landing import LandingBatch
 from ingest.config import VeeConfig
+from ingest.errors import IngestError
 from ingest.localtime import local_day
 from ingest.quantities import INTERVAL, REGISTER, pair_attributes_frame
 
@@ -33,12 +34,44 @@ PartitionKey = tuple[dt.date, int]
 STAGING_THREADS = 2
 
 
+@dataclass(frozen=True)
+class Direct:
+    """A landing batch whose readings are all of one bucket's meters (the head-end polls by
+    bucket and says so in the batch): that bucket's task reads and routes it itself, so it
+    is neither read by the coordinator nor written and read again as staging files."""
+
+    index: int  # the batch's place in the run
+    batch: LandingBatch
+    bucket: int
+    days: tuple[dt.date, ...]  # every local day its readings can belong to
+    rows: int
+
+
 @dataclass
 class Staged:
     folder: Path
     files: dict[PartitionKey, list[Path]] = field(default_factory=lambda: defaultdict(list))
     rows_in: dict[int, int] = field(default_factory=dict)  # batch index -> rows
     rows: dict[PartitionKey, int] = field(default_factory=lambda: defaultdict(int))  # staged per partition
+    direct: list[Direct] = field(default_factory=list)
+
+    def touched(self) -> set[PartitionKey]:
+        """The partitions the run's batches can add to."""
+        return set(self.files) | {(day, d.bucket) for d in self.direct for day in d.days}
+
+    def expected_rows(self, key: PartitionKey) -> int:
+        """Rows a partition receives (a direct batch's counted evenly over its days), to size groups."""
+        direct = sum(d.rows // len(d.days) for d in self.direct if d.bucket == key[1] and key[0] in d.days)
+        return self.rows.get(key, 0) + direct
+
+    def sources(self, key: PartitionKey) -> list[tuple[int, Path | Direct]]:
+        """What a partition's new rows come from, in batch order (dedupe keeps the first of
+        identical repeats in that order): staged files and direct batches."""
+        files: list[tuple[int, Path | Direct]] = [(int(path.stem), path) for path in self.files.get(key, [])]
+        direct: list[tuple[int, Path | Direct]] = [
+            (d.index, d) for d in self.direct if d.bucket == key[1] and key[0] in d.days
+        ]
+        return sorted(files + direct, key=lambda item: item[0])
 
 
 def staging_root(data_dir: Path) -> Path:
@@ -94,8 +127,57 @@ def route(
     return routed.with_columns(pl.col("bucket").cast(pl.Int32))
 
 
+def value_days(first_ts: dt.datetime, last_ts: dt.datetime, cfg: VeeConfig) -> tuple[dt.date, ...]:
+    """Every local day a reading stamped between `first_ts` and `last_ts` can belong to (see
+    `route`: a value is moved back by at most the day-end window)."""
+    window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
+    days = pl.select(
+        first=local_day(pl.lit(first_ts).dt.cast_time_unit("us") - window),
+        last=local_day(pl.lit(last_ts).dt.cast_time_unit("us")),
+    ).row(0)
+    span = (days[1] - days[0]).days
+    return tuple(days[0] + dt.timedelta(days=k) for k in range(span + 1))
+
+
+def plan_direct(
+    batches: list[LandingBatch], *, buckets: int, cfg: VeeConfig
+) -> tuple[list[Direct], list[tuple[int, LandingBatch]]]:
+    """The batches that say they hold one bucket (taken by its task directly), and the rest
+    (staged), each with its index in the run; from the batches' footers only."""
+    direct: list[Direct] = []
+    mixed: list[tuple[int, LandingBatch]] = []
+    for index, batch in enumerate(batches):
+        layout = batch.layout()
+        if layout.bucket is not None and 0 <= layout.bucket < buckets and layout.first_ts and layout.last_ts:
+            days = value_days(layout.first_ts, layout.last_ts, cfg)
+            direct.append(Direct(index, batch, layout.bucket, days, layout.rows))
+        else:
+            mixed.append((index, batch))
+    return direct, mixed
+
+
+def route_direct(
+    direct: Direct, registry: pl.DataFrame, *, buckets: int, cfg: VeeConfig
+) -> dict[dt.date, pl.DataFrame]:
+    """A direct batch read and routed, by day (as staged files hold them). A reading of
+    another bucket, or of a day outside the batch's, is an error of the batch's writer."""
+    routed = route(direct.batch.read(), registry, batch=direct.index, buckets=buckets, cfg=cfg)
+    stray = routed.filter((pl.col("bucket") != direct.bucket) | ~pl.col("day").is_in(direct.days))
+    if stray.height:
+        meter, bucket, day = stray.select("meter_id", "bucket", "day").row(0)
+        raise IngestError(
+            f"landing batch {direct.batch.path} says it holds bucket {direct.bucket} on "
+            f"{direct.days[0]}..{direct.days[-1]}, but meter {meter} is in bucket {bucket} on {day}",
+            hint="the batch's writer mislabelled it; rewrite it without its amr.bucket metadata",
+        )
+    return {
+        key[0]: part  # type: ignore[misc]
+        for key, part in routed.drop("bucket").partition_by("day", as_dict=True, include_key=False).items()
+    }
+
+
 def stage_batches(
-    batches: list[LandingBatch],
+    batches: list[tuple[int, LandingBatch]],
     registry: pl.DataFrame,
     folder: Path,
     *,
@@ -103,10 +185,10 @@ def stage_batches(
     cfg: VeeConfig,
     threads: int = STAGING_THREADS,
 ) -> Staged:
-    """Read, route and stage every batch, `threads` batches at a time (Polars works outside
-    the GIL; one batch alone leaves part of the machine idle while it writes its small
-    files). Each partition's files are listed in batch order, the order dedupe keeps the
-    first of identical repeats by."""
+    """Read, route and stage every batch (with its index in the run), `threads` batches at a
+    time (Polars works outside the GIL; one batch alone leaves part of the machine idle
+    while it writes its small files). Each partition's files are listed in batch order, the
+    order dedupe keeps the first of identical repeats by."""
 
     def one(item: tuple[int, LandingBatch]) -> Staged:
         index, batch = item
@@ -116,7 +198,7 @@ def stage_batches(
 
     out = Staged(folder=folder)
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for part in pool.map(one, enumerate(batches)):  # in batch order
+        for part in pool.map(one, batches):  # in batch order
             for key, files in part.files.items():
                 out.files[key].extend(files)
             for key, rows in part.rows.items():

@@ -231,3 +231,25 @@ def test_kill_between_steps_of_a_landing_recovers_exactly_once(
     ts = frame.filter(pl.col("meter_id") == meters[0].meter_id)["ts"].sort()
     assert ts.diff().drop_nulls().unique().to_list() == [PERIOD]
     assert ts.max() == clock.now() - PERIOD
+
+
+def test_a_round_of_one_buckets_meters_says_so_in_its_batch(data_dir: Path, tmp_path: Path) -> None:
+    """A shard's round (one bucket) lands batches that name their bucket and time span, so
+    ingest can take them straight into that bucket's task; a round across buckets does not."""
+    state = StateStore.open(data_dir)
+    meters = register(state, tmp_path, dlms_rows(12))
+    clock = VirtualClock(START)
+    fleet = FakeFleet(clock, [FakeMeter(m.meter_id) for m in meters])
+    bucket = meters[0].bucket
+    shard = [m for m in meters if m.bucket == bucket]
+    assert 0 < len(shard) < len(meters)
+    run(poll_meters(state, data_dir, shard, settings=FAST, clock=clock, connector=fleet))
+    (batch,) = list_batches(data_dir)
+    layout = batch.layout()
+    readings = batch.read()
+    assert layout.bucket == bucket and layout.rows == readings.height
+    assert (layout.first_ts, layout.last_ts) == (readings["ts"].min(), readings["ts"].max())
+    clock.advance(dt.timedelta(days=1))
+    run(poll_meters(state, data_dir, meters, settings=FAST, clock=clock, connector=fleet))
+    layouts = [b.layout() for b in list_batches(data_dir)]
+    assert sorted(layout.bucket is None for layout in layouts) == [False, True]

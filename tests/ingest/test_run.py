@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from core.buckets import bucket_of
 from core.executor import LocalExecutor
-from core.landing import LandingBatch
+from core.landing import LandingBatch, write_batch
 from core.measurements import MeasurementStore, Table
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
@@ -25,8 +26,10 @@ from ingest.run import run_ingest
 from ingest.schema import FINDINGS, MONTHLY, READINGS
 from tests.ingest.builders import (
     AFTER,
+    BUCKETS,
     DAY,
     STEP,
+    frame,
     interval_day,
     land,
     register,
@@ -57,15 +60,26 @@ def assert_same_store(a: Path, b: Path) -> None:
         assert left[name].equals(right[name]), f"table {name} differs"
 
 
-def land_fleet(data_dir: Path, state: StateStore) -> None:
+def land_fleet(data_dir: Path, state: StateStore, *, by_bucket: bool = False) -> int:
+    """Two days of the fleet, a batch a day or (`by_bucket`) a batch a day and bucket that
+    says its bucket, as the head-end's shard rounds land them; returns the batches landed."""
     register(state, METERS + SNAPSHOT)
+    batches = 0
     for day in (DAY - dt.timedelta(days=1), DAY):
         records: list[dict[str, object]] = []
         for meter in METERS:
             records += interval_day(meter, day)
         for meter in SNAPSHOT:
             records += snapshot_day_end(meter, day - dt.timedelta(days=1)) + snapshot_day_end(meter, day)
-        land(data_dir, records)
+        if not by_bucket:
+            land(data_dir, records)
+            batches += 1
+            continue
+        for bucket in sorted({bucket_of(str(r["meter_id"]), BUCKETS) for r in records}):
+            part = [r for r in records if bucket_of(str(r["meter_id"]), BUCKETS) == bucket]
+            write_batch(data_dir, frame(part), now=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), bucket=bucket)
+            batches += 1
+    return batches
 
 
 def test_accounting_balances_and_daily_is_published(data_dir: Path, state: StateStore) -> None:
@@ -259,11 +273,12 @@ def run_in_subprocess(data_dir: Path, point: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("by_bucket", [False, True], ids=["staged", "by-bucket"])
 @pytest.mark.parametrize("point", ["1", "4", "record"])
-def test_killed_run_then_rerun_gives_the_same_store(tmp_path: Path, point: str) -> None:
+def test_killed_run_then_rerun_gives_the_same_store(tmp_path: Path, point: str, by_bucket: bool) -> None:
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     reference.mkdir()
-    land_fleet(reference, StateStore.open(reference))
+    batches = land_fleet(reference, StateStore.open(reference), by_bucket=by_bucket)
     shutil.copytree(reference, crashed)
     run_ingest(reference, StateStore.open(reference), settings=settings_for(reference), now=AFTER)
     process = run_in_subprocess(crashed, point)
@@ -271,10 +286,10 @@ def test_killed_run_then_rerun_gives_the_same_store(tmp_path: Path, point: str) 
     assert process.returncode == -9, err  # killed, at the chosen point
     state = StateStore.open(crashed)
     report = run_ingest(crashed, state, settings=settings_for(crashed), now=AFTER)
-    assert report.batches == 2 and report.balanced
+    assert report.batches == batches and report.balanced
     assert_same_store(reference, crashed)
     with state.read() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM landing_taken")).scalar_one() == 2
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM landing_taken")).scalar_one() == batches
 
 
 @pytest.mark.slow

@@ -1,19 +1,43 @@
 """Staging: landing batches routed to their partitions in their own row order, several at a
-time, each partition's files listed in batch order."""
+time, each partition's files listed in batch order; batches of one bucket taken by its task
+directly, with the same result."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
+import polars as pl
+import pytest
 import sqlalchemy as sa
 
-from core.landing import list_batches
+import ingest.run as ingest_run
+from core.buckets import bucket_expr, bucket_of
+from core.landing import LandingBatch, list_batches, write_batch
+from core.measurements import MeasurementStore
+from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
+from core.tables import DAILY, INTERVALS, REGISTER_READS
+from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
+from ingest.errors import IngestError
 from ingest.registry import load_registry
 from ingest.run import run_ingest
-from ingest.staging import route, stage_batches
-from tests.ingest.builders import AFTER, BUCKETS, DAY, frame, interval_day, land, register, settings_for
+from ingest.schema import FINDINGS, MONTHLY, READINGS
+from ingest.staging import Staged, route, stage_batches, value_days
+from tests.ingest.builders import (
+    AFTER,
+    BUCKETS,
+    DAY,
+    STEP,
+    frame,
+    interval_day,
+    land,
+    register,
+    rows,
+    settings_for,
+)
 
 
 def test_route_keeps_the_batch_order(tmp_path: Path) -> None:
@@ -47,7 +71,8 @@ def test_staged_files_are_listed_in_batch_order(tmp_path: Path) -> None:
         land(tmp_path, records, prefix=f"p{part}")
     batches = list(list_batches(tmp_path))
     folder = tmp_path / "staging"
-    staged = stage_batches(batches, load_registry(state), folder, buckets=BUCKETS, cfg=VeeConfig())
+    registry = load_registry(state)
+    staged = stage_batches(list(enumerate(batches)), registry, folder, buckets=BUCKETS, cfg=VeeConfig())
     assert sorted(staged.rows_in) == list(range(len(batches)))
     assert sum(staged.rows.values()) == sum(staged.rows_in.values()) == sum(map(len, landed))
     assert max(len(files) for files in staged.files.values()) == len(batches)
@@ -75,3 +100,84 @@ def test_a_repeat_in_a_later_batch_is_its_duplicate(tmp_path: Path) -> None:
     assert (in_a, stored_a, dup_a) == (10, 10, 0)
     assert (dup_b, stored_b) == (10, in_b - 10)
     state.dispose()
+
+
+def land_by_bucket(data_dir: Path, records: list[dict[str, object]], *, tag: bool) -> None:
+    """The records as the head-end lands them: a batch per bucket, saying so when `tag`."""
+    readings = frame(records).with_columns(_b=bucket_expr("meter_id", BUCKETS))
+    for (bucket,), part in sorted(readings.partition_by("_b", as_dict=True).items()):
+        write_batch(
+            data_dir, part.drop("_b"), prefix=f"b{bucket}", now=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
+            bucket=int(bucket) if tag else None,  # type: ignore[call-overload]
+        )
+
+
+def snapshot_tables(data_dir: Path) -> dict[str, pl.DataFrame]:
+    store = MeasurementStore(data_dir)
+    out = {}
+    for name in (READINGS, FINDINGS, DAILY, REGISTER_READS, MONTHLY, INTERVALS):
+        table = store.table(name).scan().collect()
+        out[name] = table.sort(table.columns) if table.width else table
+    return out
+
+
+def test_batches_of_one_bucket_are_taken_by_their_task_as_staged_ones_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three days of twelve meters with repeats, conflicts and a batch mixing buckets, landed
+    as the head-end does (a batch per bucket, saying so) and untagged: the same store, the
+    same accounting, and only the mixed batch staged when the others are tagged."""
+    meters = [f"M{n:03d}" for n in range(12)]
+    days = [DAY - dt.timedelta(days=k) for k in (2, 1, 0)]
+    staged_counts: list[int] = []
+    real_stage = ingest_run.stage_batches
+
+    def counting(batches: list[tuple[int, LandingBatch]], *args: Any, **kwargs: Any) -> Staged:
+        staged_counts.append(len(batches))
+        return real_stage(batches, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_run, "stage_batches", counting)
+    stores = {}
+    for tag in (True, False):
+        data_dir = tmp_path / ("tagged" if tag else "untagged")
+        state = StateStore.open(data_dir)
+        register(state, meters[:-1])  # the last one unknown
+        for day in days:
+            land_by_bucket(data_dir, [r for m in meters for r in interval_day(m, day)], tag=tag)
+            # a repeat of one meter's day and a conflicting value, in batches of their own
+            conflict = rows(meters[1], ACTIVE_IMPORT_INTERVAL, [(local_midnight_utc(day) + STEP * 12, 5)])
+            land_by_bucket(data_dir, interval_day(meters[0], day) + conflict, tag=tag)
+        land(data_dir, [r for m in meters[3:6] for r in interval_day(m, DAY)], prefix="mixed")
+        report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+        assert report.balanced and report.duplicates > 0 and report.quarantined_by_reason["conflict"] > 0
+        assert staged_counts[-1] == (1 if tag else report.batches)
+        stores[tag] = (snapshot_tables(data_dir), report.readings_in, report.stored, report.duplicates)
+        state.dispose()
+    tagged, untagged = stores[True], stores[False]
+    assert tagged[1:] == untagged[1:]
+    for name, table in tagged[0].items():
+        assert table.equals(untagged[0][name]), name
+
+
+def test_a_mislabelled_batch_stops_the_run_before_anything_is_committed(tmp_path: Path) -> None:
+    state = StateStore.open(tmp_path)
+    register(state, ["M001", "M002"])
+    wrong = (bucket_of("M001", BUCKETS) + 1) % BUCKETS
+    write_batch(tmp_path, frame(interval_day("M001", DAY)), bucket=wrong)
+    with pytest.raises(IngestError, match=rf"says it holds bucket {wrong}.*meter M001 is in bucket"):
+        run_ingest(tmp_path, state, settings=settings_for(tmp_path), now=AFTER)
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.parquet"))
+    state.dispose()
+
+
+def test_a_day_end_register_read_after_midnight_is_in_the_batch_days() -> None:
+    """A register read ten minutes into a day is the day before's end value (the day-end
+    window): a batch holding only that read covers the day before."""
+    cfg = VeeConfig()
+    read = local_midnight_utc(DAY + dt.timedelta(days=1)) + dt.timedelta(minutes=10)
+    assert value_days(read, read, cfg) == (DAY, DAY + dt.timedelta(days=1))
+    # a day's intervals end from 00:15 to midnight: the range reaches a day either side (a
+    # register read at 00:15 is the day before's end; a reading of another kind stamped at
+    # midnight belongs to the next day); a day without readings is not touched
+    first, end = local_midnight_utc(DAY) + STEP, local_midnight_utc(DAY + dt.timedelta(days=1))
+    assert value_days(first, end, cfg) == tuple(DAY + dt.timedelta(days=k) for k in (-1, 0, 1))
