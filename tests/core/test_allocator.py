@@ -20,6 +20,7 @@ def _fresh(env_value: str | None) -> str:
     done = subprocess.run(
         [sys.executable, "-c", SHOW], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
+    assert "<jemalloc>" not in done.stderr  # jemalloc warns of a setting it does not take
     return done.stdout.strip()
 
 
