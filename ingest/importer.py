@@ -38,6 +38,7 @@ from ingest.run import NewBatch, ingest_batches, new_batches, run_lock
 from ingest.spacing import spacing_of, step_counts
 
 IMPORT_CHUNK_ROWS: Final = 1_000_000
+_ZONE = r"(?i)(z|[+-]\d{2}(:?\d{2})?)$"  # an ISO 8601 time's zone: Z or an offset
 _HINT = "a readings file has the columns " + ", ".join(READING_COLUMNS) + " (see docs/ingest.md)"
 
 
@@ -53,6 +54,17 @@ def parse_csv_chunk(raw: pl.DataFrame, path: Path, first_line: int) -> pl.DataFr
     """Parse rows of a CSV of readings (all text) strictly: every value must fit its
     column's type; a decimal `value` becomes an exact integer and scale. `first_line`: the
     file's line of the chunk's first row (for messages)."""
+    for name, dtype in READING_SCHEMA.items():
+        # a time without a zone would be read as UTC: local times would shift by hours unseen
+        if isinstance(dtype, pl.Datetime):
+            text = pl.col(name).str.strip_chars()
+            naive = raw.with_row_index("_row").filter((text != "") & ~text.str.contains(_ZONE))
+            if naive.height:
+                row, value = naive.select("_row", name).row(0)
+                raise ImportRefused(
+                    f"{path}: column {name}, line {first_line + row}: {value!r} has no time zone",
+                    hint="write Z for UTC or the offset: 2026-11-10T17:00:00Z or 2026-11-11T00:00:00+07:00",
+                )
     casts: dict[str, pl.Expr] = {}
     for name, dtype in READING_SCHEMA.items():
         column = pl.col(name).str.strip_chars()

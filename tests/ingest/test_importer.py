@@ -356,3 +356,21 @@ def test_the_fleet_files_physical_limits_reach_the_rules(
     settings = settings_for(data_dir)
     report = import_readings(data_dir, state, path, settings=settings, fleet=fleet_file, now=AFTER)
     assert report.quarantined_by_reason == {"spike_rated": 1}
+
+
+@pytest.mark.parametrize("text", ["2026-11-10T17:00:00", "2026-11-10 17:00", "2026-11-10T17:00:00.5"])
+def test_a_time_without_a_zone_is_refused_not_taken_as_utc(text: str) -> None:
+    chunk = csv_rows([("1", "0"), ("2", "0")]).with_columns(
+        ts=pl.Series(["2026-11-10T17:00:00Z", text])
+    )
+    with pytest.raises(ImportRefused, match=rf"column ts, line 3: '{re.escape(text)}' has no time zone"):
+        parse_csv_chunk(chunk, Path("r.csv"), first_line=2)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-11T00:00:00+07:00", "2026-11-11 00:00:00+0700", "2026-11-10T17:00:00z"]
+)
+def test_a_zone_or_offset_is_taken(text: str) -> None:
+    chunk = csv_rows([("1", "0")]).with_columns(ts=pl.Series([text]))
+    parsed = parse_csv_chunk(chunk, Path("r.csv"), first_line=2)
+    assert parsed.item(0, "ts") == dt.datetime(2026, 11, 10, 17, tzinfo=dt.UTC)
