@@ -57,8 +57,8 @@ def parse_csv_chunk(raw: pl.DataFrame, path: Path, first_line: int) -> pl.DataFr
     for name, dtype in READING_SCHEMA.items():
         # a time without a zone would be read as UTC: local times would shift by hours unseen
         if isinstance(dtype, pl.Datetime):
-            text = pl.col(name).str.strip_chars()
-            naive = raw.with_row_index("_row").filter((text != "") & ~text.str.contains(_ZONE))
+            stamp = pl.col(name).str.strip_chars()
+            naive = raw.with_row_index("_row").filter((stamp != "") & ~stamp.str.contains(_ZONE))
             if naive.height:
                 row, value = naive.select("_row", name).row(0)
                 raise ImportRefused(
