@@ -163,12 +163,6 @@ def read_chunks(path: Path, *, rows: int = IMPORT_CHUNK_ROWS) -> Iterator[pl.Dat
         yield checked.with_columns(pl.col("quantity").replace_strict(spelled, return_dtype=pl.String))
 
 
-def read_readings(path: Path) -> pl.DataFrame:
-    """The whole file's readings, conformed (for small files and tests)."""
-    chunks = list(read_chunks(path))
-    return pl.concat(chunks) if chunks else pl.DataFrame(schema=dict(READING_SCHEMA))
-
-
 def check_spacing(counts: list[pl.DataFrame], path: Path, cfg: VeeConfig) -> None:
     """Refuse a file whose interval readings are most often another step apart than the
     capture period VEE judges them on (`counts`: `step_counts` of its chunks)."""
