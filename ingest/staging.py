@@ -5,6 +5,10 @@ local day its value belongs to, and written per partition to a staging folder of
 run. Memory is bounded by the largest batch, whatever the run's size; a run killed here
 leaves only its staging folder, which the next run removes.
 
+A batch whose readings are all of one bucket's meters and that says so (the head-end's,
+polled by bucket) is not staged: the coordinator reads its footer only (`plan_direct`) and
+the bucket's task reads and routes it itself (`route_direct`).
+
 The day a value belongs to: an interval value's end at local midnight belongs to the day
 before; a register read at or within `day_end_window_minutes` after local midnight is
 that day's end value, so it also belongs to the day before.
@@ -53,24 +57,33 @@ class Staged:
     files: dict[PartitionKey, list[Path]] = field(default_factory=lambda: defaultdict(list))
     rows_in: dict[int, int] = field(default_factory=dict)  # batch index -> rows
     rows: dict[PartitionKey, int] = field(default_factory=lambda: defaultdict(int))  # staged per partition
-    direct: list[Direct] = field(default_factory=list)
+    direct: list[Direct] = field(default_factory=list)  # set once, before the tasks
+    _direct_index: dict[PartitionKey, list[Direct]] | None = field(default=None, repr=False)
 
     def touched(self) -> set[PartitionKey]:
         """The partitions the run's batches can add to."""
         return set(self.files) | {(day, d.bucket) for d in self.direct for day in d.days}
 
+    def direct_of(self, key: PartitionKey) -> list[Direct]:
+        """The direct batches that can hold rows of a partition, in batch order (indexed by
+        partition once: a city's run has thousands of batches and of partitions)."""
+        if self._direct_index is None:
+            index: dict[PartitionKey, list[Direct]] = defaultdict(list)
+            for d in self.direct:
+                for day in d.days:
+                    index[(day, d.bucket)].append(d)
+            self._direct_index = dict(index)
+        return self._direct_index.get(key, [])
+
     def expected_rows(self, key: PartitionKey) -> int:
         """Rows a partition receives (a direct batch's counted evenly over its days), to size groups."""
-        direct = sum(d.rows // len(d.days) for d in self.direct if d.bucket == key[1] and key[0] in d.days)
-        return self.rows.get(key, 0) + direct
+        return self.rows.get(key, 0) + sum(d.rows // len(d.days) for d in self.direct_of(key))
 
     def sources(self, key: PartitionKey) -> list[tuple[int, Path | Direct]]:
         """What a partition's new rows come from, in batch order (dedupe keeps the first of
         identical repeats in that order): staged files and direct batches."""
         files: list[tuple[int, Path | Direct]] = [(int(path.stem), path) for path in self.files.get(key, [])]
-        direct: list[tuple[int, Path | Direct]] = [
-            (d.index, d) for d in self.direct if d.bucket == key[1] and key[0] in d.days
-        ]
+        direct: list[tuple[int, Path | Direct]] = [(d.index, d) for d in self.direct_of(key)]
         return sorted(files + direct, key=lambda item: item[0])
 
 
