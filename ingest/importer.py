@@ -16,7 +16,9 @@ accounted for, idempotent and crash-safe alike.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ import polars as pl
 
 from core.config import Settings
 from core.errors import ContractError
-from core.landing import PreparedBatch, prepare_batch
+from core.landing import TMP_PREFIX, PreparedBatch, landing_dir, prepare_batch
 from core.obis import canonical
 from core.reading import READING_COLUMNS, READING_SCHEMA, conform
 from core.state import StateStore
@@ -38,6 +40,8 @@ from ingest.run import NewBatch, ingest_batches, new_batches, run_lock
 from ingest.spacing import spacing_of, step_counts
 
 IMPORT_CHUNK_ROWS: Final = 1_000_000
+# a chunk left this long under its temporary name belongs to an import that was killed
+ABANDONED_AFTER: Final = dt.timedelta(days=1)
 _ZONE = r"(?i)(z|[+-]\d{2}(:?\d{2})?)$"  # an ISO 8601 time's zone: Z or an offset
 _HINT = "a readings file has the columns " + ", ".join(READING_COLUMNS) + " (see docs/ingest.md)"
 
@@ -180,11 +184,25 @@ def check_spacing(counts: list[pl.DataFrame], path: Path, cfg: VeeConfig) -> Non
     )
 
 
+def sweep_abandoned(data_dir: Path, *, older_than: dt.timedelta = ABANDONED_AFTER) -> int:
+    """Remove the chunks a killed import left under temporary names (`list_batches` skips
+    them, but they hold disk); only old ones, so an import running now keeps its own."""
+    limit = time.time() - older_than.total_seconds()
+    removed = 0
+    for temporary in landing_dir(data_dir).glob(f"arrived=*/{TMP_PREFIX}import-*.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            if temporary.stat().st_mtime < limit:
+                temporary.unlink()
+                removed += 1
+    return removed
+
+
 def prepare_import(
     data_dir: Path, path: Path, *, cfg: VeeConfig, gappy: bool = False, rows: int = IMPORT_CHUNK_ROWS
 ) -> list[PreparedBatch]:
     """Check every chunk of the file and write each as a batch not yet landed; on a refusal
     the chunks written so far are removed and nothing is landed."""
+    sweep_abandoned(data_dir)
     token = f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:10]}"
     prepared: list[PreparedBatch] = []
     counts: list[pl.DataFrame] = []

@@ -5,7 +5,9 @@ that do not match the schema are refused whole."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -374,3 +376,19 @@ def test_a_zone_or_offset_is_taken(text: str) -> None:
     chunk = csv_rows([("1", "0")]).with_columns(ts=pl.Series([text]))
     parsed = parse_csv_chunk(chunk, Path("r.csv"), first_line=2)
     assert parsed.item(0, "ts") == dt.datetime(2026, 11, 10, 17, tzinfo=dt.UTC)
+
+
+def test_chunks_a_killed_import_left_are_swept_by_the_next(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    folder = data_dir / "landing" / "arrived=2026-11-01"
+    folder.mkdir(parents=True)
+    abandoned, running = folder / ".tmp-import-old-00000.parquet", folder / ".tmp-import-now-00000.parquet"
+    for temporary in (abandoned, running):
+        temporary.write_bytes(b"a chunk")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    path = tmp_path / "r.parquet"
+    frame(rows("H1", ACTIVE_IMPORT_INTERVAL, [(T0 + STEP, 100)])).write_parquet(path)
+    import_readings(data_dir, state, path, settings=settings_for(data_dir), fleet=fleet(tmp_path / "f.csv"))
+    assert not abandoned.exists() and running.exists()  # an import running now keeps its chunks
