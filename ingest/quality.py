@@ -25,7 +25,7 @@ from core.tables import DAILY, DAILY_SCHEMA
 from core.timezones import local_date, local_midnight_utc
 from ingest import aggregate
 from ingest.accounting import IngestReport
-from ingest.codes import QUARANTINED, SUSPECT, VALID
+from ingest.codes import DAY_RULES, QUARANTINED, SUSPECT, VALID
 from ingest.errors import ReviewError
 from ingest.registry import load_registry
 from ingest.run import reaggregate
@@ -164,8 +164,10 @@ def show(
 def review_queue(
     data_dir: Path, state: StateStore, *, date: dt.date | None = None, limit: int = 100
 ) -> pl.DataFrame:
-    """Quarantined readings and suspect ones, not yet decided, oldest first."""
-    suspect = "|".join(sorted(SUSPECT))
+    """Quarantined readings and suspect ones, not yet decided, oldest first. A reading flagged
+    by a day rule only (the intervals of a zero run) is decided with its day finding, in the
+    day queue: listing each of its tens of intervals here would bury the rest."""
+    suspect = "|".join(sorted(SUSPECT - DAY_RULES))
     readings = MeasurementStore(data_dir).table(READINGS).scan(READINGS_SCHEMA, date=date)
     queue = readings.filter(
         (pl.col("state") == QUARANTINED)

@@ -291,3 +291,22 @@ def test_bad_day_decisions_are_refused(ingested: Path, state: StateStore) -> Non
     with pytest.raises(ReviewError, match="whole mWh"):
         _decide_m1_gap(ingested, state, "edit", energy_wh="1.0001")
     assert day_review_queue(ingested, state).height == 1 and _review_audit(state) == []
+
+
+def test_a_zero_run_is_one_entry_of_the_day_queue_not_one_per_interval(tmp_path: Path) -> None:
+    data_dir = tmp_path / "amr-data"
+    state = StateStore.open(data_dir)
+    register(state, ["Z1"])
+    records = interval_day("Z1", DAY)
+    start = local_midnight_utc(DAY)
+    zeros = {start + STEP * k for k in range(10, 70)}  # fifteen hours, no outage recorded
+    for r in records:
+        if r["ts"] in zeros and r["quantity"] == ACTIVE_IMPORT_INTERVAL:
+            r["value"] = 0
+    land(data_dir, records)
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    readings = MeasurementStore(data_dir).table(READINGS).scan().collect()
+    assert readings.filter(pl.col("flags").str.contains("zero_run")).height == len(zeros)  # flagged ...
+    assert review_queue(data_dir, state).height == 0  # ... and decided as one day finding
+    days = day_review_queue(data_dir, state).select("meter_id", "rule", "value").rows()
+    assert ("Z1", "zero_run", len(zeros)) in days  # (beside the sum check the zeros also fail)
