@@ -28,9 +28,7 @@ from headend.errors import FleetFileError, HeadendError, MeterNotFound
 from headend.models import MeterModel, model_for
 
 ImportMode = Literal["all-or-nothing", "good-rows"]
-# Optional fleet-file columns kept in `attributes` (core.fleet.FleetRow validates them).
-EXTRA_COLUMNS = OPTIONAL_COLUMNS
-_ATTRIBUTE_COLUMNS = ("read", "households", "tariff_class", *EXTRA_COLUMNS)
+_ATTRIBUTE_COLUMNS = ("read", "households", "tariff_class", *OPTIONAL_COLUMNS)
 READ_ITEMS = {"registers", "profile", "daily", "events", "clock"}
 
 
@@ -158,7 +156,7 @@ def import_fleet(
     """Validate a fleet file row by row and upsert its meters into the registry."""
     frame, first_line = _read_table(path)
     report = ImportReport(path=path, rows=frame.height)
-    known = set(FLEET_COLUMNS) | set(EXTRA_COLUMNS)
+    known = set(FLEET_COLUMNS) | set(OPTIONAL_COLUMNS)
     unknown = [c for c in frame.columns if c not in known]
     for column in unknown:
         report.errors.append(RowError(first_line - 1 if first_line > 1 else 0, column, "unknown column"))
@@ -293,7 +291,7 @@ def export_fleet(state: StateStore, path: Path) -> int:
     from the key store, so an export never carries a secret.
     """
     meters = list_meters(state)
-    columns: dict[str, list[Any]] = {c: [] for c in (*FLEET_COLUMNS, *EXTRA_COLUMNS)}
+    columns: dict[str, list[Any]] = {c: [] for c in (*FLEET_COLUMNS, *OPTIONAL_COLUMNS)}
     for m in meters:
         values = m.to_json()
         for name in FLEET_COLUMNS:
@@ -301,7 +299,7 @@ def export_fleet(state: StateStore, path: Path) -> int:
                 columns[name].append(m.attributes.get(name))
             else:
                 columns[name].append(values[name])
-        for name in EXTRA_COLUMNS:
+        for name in OPTIONAL_COLUMNS:
             columns[name].append(m.attributes.get(name))
     for name in ("ct_ratio", "vt_ratio"):
         columns[name] = [str(v) for v in columns[name]]

@@ -27,6 +27,7 @@ import polars as pl
 
 from core.buckets import bucket_expr
 from core.landing import LandingBatch
+from core.timezones import local_date
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.localtime import local_day
@@ -144,12 +145,8 @@ def value_days(first_ts: dt.datetime, last_ts: dt.datetime, cfg: VeeConfig) -> t
     """Every local day a reading stamped between `first_ts` and `last_ts` can belong to (see
     `route`: a value is moved back by at most the day-end window)."""
     window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
-    days = pl.select(
-        first=local_day(pl.lit(first_ts).dt.cast_time_unit("us") - window),
-        last=local_day(pl.lit(last_ts).dt.cast_time_unit("us")),
-    ).row(0)
-    span = (days[1] - days[0]).days
-    return tuple(days[0] + dt.timedelta(days=k) for k in range(span + 1))
+    first, last = local_date(first_ts - window), local_date(last_ts)
+    return tuple(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
 
 
 def plan_direct(
