@@ -13,10 +13,13 @@ import sqlalchemy as sa
 from core.buckets import bucket_of
 from core.config import Settings
 from core.landing import write_batch
+from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.reading import READING_SCHEMA
 from core.state import StateStore
+from core.tables import DAILY, INTERVALS, REGISTER_READS
 from core.timezones import local_midnight_utc
+from ingest.schema import FINDINGS, MONTHLY, READINGS
 from protocols.simulation.household import HouseholdLoad
 
 BUCKETS = 4
@@ -118,3 +121,23 @@ def land(data_dir: Path, records: list[dict[str, object]], prefix: str = "poll")
 
 
 AFTER = local_midnight_utc(DAY + dt.timedelta(days=3))  # the run's clock: the test days are over
+
+
+# every table a run writes, for comparing two stores
+TABLES = (READINGS, FINDINGS, INTERVALS, DAILY, REGISTER_READS, MONTHLY)
+
+
+def snapshot(data_dir: Path) -> dict[str, pl.DataFrame]:
+    """Every table's live rows, sorted, for comparing two stores."""
+    store = MeasurementStore(data_dir)
+    out = {}
+    for name in TABLES:
+        table = store.table(name).scan().collect()
+        out[name] = table.sort(table.columns) if table.width else table
+    return out
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    left, right = snapshot(a), snapshot(b)
+    for name in TABLES:
+        assert left[name].equals(right[name]), f"table {name} differs"

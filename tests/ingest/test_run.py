@@ -23,41 +23,27 @@ from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
 from core.timezones import local_midnight_utc
 from ingest.run import run_ingest
-from ingest.schema import FINDINGS, MONTHLY, READINGS
+from ingest.schema import READINGS
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
     DAY,
     STEP,
+    TABLES,
+    assert_same_store,
     frame,
     interval_day,
     land,
     register,
     rows,
     settings_for,
+    snapshot,
     snapshot_day_end,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = (READINGS, FINDINGS, DAILY, REGISTER_READS, MONTHLY)
 METERS = [f"M{i:03d}" for i in range(8)]
 SNAPSHOT = [f"S{i:03d}" for i in range(4)]
-
-
-def snapshot(data_dir: Path) -> dict[str, pl.DataFrame]:
-    """Every table's live rows, sorted, for comparing two stores."""
-    store = MeasurementStore(data_dir)
-    out = {}
-    for name in TABLES:
-        frame = store.table(name).scan().collect()
-        out[name] = frame.sort(frame.columns) if frame.width else frame
-    return out
-
-
-def assert_same_store(a: Path, b: Path) -> None:
-    left, right = snapshot(a), snapshot(b)
-    for name in TABLES:
-        assert left[name].equals(right[name]), f"table {name} differs"
 
 
 def land_fleet(data_dir: Path, state: StateStore, *, by_bucket: bool = False) -> int:

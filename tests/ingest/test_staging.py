@@ -8,23 +8,19 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 import sqlalchemy as sa
 
 import ingest.run as ingest_run
 from core.buckets import bucket_expr, bucket_of
 from core.landing import LandingBatch, list_batches, write_batch
-from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
-from core.tables import DAILY, INTERVALS, REGISTER_READS
 from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.registry import load_registry
 from ingest.run import run_ingest
-from ingest.schema import FINDINGS, MONTHLY, READINGS
 from ingest.staging import Staged, route, stage_batches, value_days
 from tests.ingest.builders import (
     AFTER,
@@ -37,6 +33,7 @@ from tests.ingest.builders import (
     register,
     rows,
     settings_for,
+    snapshot,
 )
 
 
@@ -112,15 +109,6 @@ def land_by_bucket(data_dir: Path, records: list[dict[str, object]], *, tag: boo
         )
 
 
-def snapshot_tables(data_dir: Path) -> dict[str, pl.DataFrame]:
-    store = MeasurementStore(data_dir)
-    out = {}
-    for name in (READINGS, FINDINGS, DAILY, REGISTER_READS, MONTHLY, INTERVALS):
-        table = store.table(name).scan().collect()
-        out[name] = table.sort(table.columns) if table.width else table
-    return out
-
-
 def test_batches_of_one_bucket_are_taken_by_their_task_as_staged_ones_are(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,7 +139,7 @@ def test_batches_of_one_bucket_are_taken_by_their_task_as_staged_ones_are(
         report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
         assert report.balanced and report.duplicates > 0 and report.quarantined_by_reason["conflict"] > 0
         assert staged_counts[-1] == (1 if tag else report.batches)
-        stores[tag] = (snapshot_tables(data_dir), report.readings_in, report.stored, report.duplicates)
+        stores[tag] = (snapshot(data_dir), report.readings_in, report.stored, report.duplicates)
         state.dispose()
     tagged, untagged = stores[True], stores[False]
     assert tagged[1:] == untagged[1:]
