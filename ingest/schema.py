@@ -25,7 +25,7 @@ READINGS_SCHEMA: Mapping[str, pl.DataType] = {
     "mwh": pl.Int64(),  # energy normalised to milliwatt-hours (exact); null when not energy
     "state": pl.String(),  # valid, quarantined, rejected, estimated
     "reason": pl.String(),  # quarantine reason code, null otherwise
-    "flags": pl.String(),  # comma-separated suspect and info flags, "" when none
+    "flags": pl.String(),  # comma-separated suspect and info flags, null when none
     "method": pl.String(),  # estimation method, null for measured readings
 }
 READINGS_COLUMNS = tuple(READINGS_SCHEMA)

@@ -170,7 +170,7 @@ def test_a_month_of_households_with_every_fault_at_random_places(tmp_path: Path,
         )
         marks = set(found.get_column("reason").drop_nulls().to_list())
         for flags in found.get_column("flags").to_list():
-            marks |= set(flags.split(","))
+            marks |= set((flags or "").split(","))
         if code not in marks:
             missed.append((meter, quantity, ts, code, marks))
     findings = store.table(FINDINGS).scan().collect()

@@ -140,7 +140,7 @@ def test_every_injected_fault_is_flagged_and_nothing_lost(
         assert found.height >= 1, (meter, ts, code)
         marks = set(found.get_column("reason").drop_nulls().to_list())
         for flags in found.get_column("flags").to_list():
-            marks |= set(flags.split(","))
+            marks |= set((flags or "").split(","))
         assert code in marks, (meter, quantity, ts, code, marks)
     outage_zeros = store.filter((pl.col("meter_id") == "H2") & pl.col("flags").str.contains("outage"))
     assert not outage_zeros.get_column("flags").str.contains("zero_run").any()

@@ -86,6 +86,9 @@ def test_accounting_balances_and_daily_is_published(data_dir: Path, state: State
         daily.filter(pl.col("meter_id") == "S1").row(0, named=True),
     )
     assert m1["basis"] == "intervals" and m1["intervals"] == 96
+    # a reading with no flag has none (null), not an empty text
+    stored = MeasurementStore(data_dir).table(READINGS).scan().filter(pl.col("meter_id") == "M1").collect()
+    assert stored.get_column("flags").null_count() == stored.height
     assert m1["offpeak_wh"] + m1["normal_wh"] + m1["peak_wh"] == m1["energy_wh"]
     expected = sum(
         int(r["value"]) for r in interval_day("M1", DAY) if r["quantity"] == ACTIVE_IMPORT_INTERVAL
