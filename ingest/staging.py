@@ -17,6 +17,7 @@ that day's end value, so it also belongs to the day before.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ import polars as pl
 
 from core.buckets import bucket_expr
 from core.landing import LandingBatch
-from core.timezones import local_date
+from core.timezones import local_date, local_midnight_utc
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.localtime import local_day
@@ -50,6 +51,19 @@ class Direct:
     bucket: int
     days: tuple[dt.date, ...]  # every local day its readings can belong to
     rows: int
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+
+    def rows_on(self, day: dt.date) -> int:
+        """Rows it likely holds of a day: its rows spread evenly over its time span, so a
+        day's batch whose last reading is stamped just past midnight counts whole for its
+        day and not half for the next (partitions are grouped by these sizes)."""
+        span = self.last_ts - self.first_ts
+        if span <= dt.timedelta(0):
+            return self.rows
+        start, end = local_midnight_utc(day), local_midnight_utc(day + dt.timedelta(days=1))
+        overlap = min(end, self.last_ts) - max(start, self.first_ts)
+        return math.ceil(self.rows * max(overlap, dt.timedelta(0)) / span)
 
 
 @dataclass
@@ -77,8 +91,8 @@ class Staged:
         return self._direct_index.get(key, [])
 
     def expected_rows(self, key: PartitionKey) -> int:
-        """Rows a partition receives (a direct batch's counted evenly over its days), to size groups."""
-        return self.rows.get(key, 0) + sum(d.rows // len(d.days) for d in self.direct_of(key))
+        """Rows a partition receives (a direct batch's by its time span), to size groups."""
+        return self.rows.get(key, 0) + sum(d.rows_on(key[0]) for d in self.direct_of(key))
 
     def sources(self, key: PartitionKey) -> list[tuple[int, Path | Direct]]:
         """What a partition's new rows come from, in batch order (dedupe keeps the first of
@@ -160,7 +174,9 @@ def plan_direct(
         layout = batch.layout()
         if layout.bucket is not None and 0 <= layout.bucket < buckets and layout.first_ts and layout.last_ts:
             days = value_days(layout.first_ts, layout.last_ts, cfg)
-            direct.append(Direct(index, batch, layout.bucket, days, layout.rows))
+            direct.append(
+                Direct(index, batch, layout.bucket, days, layout.rows, layout.first_ts, layout.last_ts)
+            )
         else:
             mixed.append((index, batch))
     return direct, mixed

@@ -21,7 +21,7 @@ from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.registry import load_registry
 from ingest.run import run_ingest
-from ingest.staging import Staged, route, stage_batches, value_days
+from ingest.staging import Direct, Staged, route, stage_batches, value_days
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -169,3 +169,22 @@ def test_a_day_end_register_read_after_midnight_is_in_the_batch_days() -> None:
     # midnight belongs to the next day); a day without readings is not touched
     first, end = local_midnight_utc(DAY) + STEP, local_midnight_utc(DAY + dt.timedelta(days=1))
     assert value_days(first, end, cfg) == tuple(DAY + dt.timedelta(days=k) for k in (-1, 0, 1))
+
+
+def test_a_day_batch_counts_whole_for_its_day_when_partitions_are_grouped(tmp_path: Path) -> None:
+    """A day's batch reaches a day either side (see above) but its rows are sized by its time
+    span, so its day's partition is not taken as a third of it and grouped with others."""
+    cfg = VeeConfig()
+    first, end = local_midnight_utc(DAY) + STEP, local_midnight_utc(DAY + dt.timedelta(days=1))
+    batch = LandingBatch(tmp_path / "b.parquet", DAY, "b")
+    whole = Direct(0, batch, 3, value_days(first, end, cfg), 9_600, first, end)
+    staged = Staged(folder=tmp_path, direct=[whole])
+    assert staged.expected_rows((DAY, 3)) == 9_600
+    assert staged.expected_rows((DAY - dt.timedelta(days=1), 3)) == 0
+    # a two-day batch is split by its span; a single instant counts whole for each day
+    start, stop = local_midnight_utc(DAY), local_midnight_utc(DAY + dt.timedelta(days=2))
+    two = Direct(1, batch, 4, value_days(start, stop, cfg), 19_200, start, stop)
+    one = Direct(2, batch, 5, value_days(end, end, cfg), 7, end, end)
+    staged = Staged(folder=tmp_path, direct=[two, one])
+    assert [staged.expected_rows((DAY + dt.timedelta(days=k), 4)) for k in (0, 1)] == [9_600, 9_600]
+    assert staged.expected_rows((DAY, 5)) == 7
