@@ -15,6 +15,9 @@ REGISTER = "register"
 INTERVAL = "interval"
 EVENT = "event"
 INSTANT = "instant"
+# The kind as an enumeration (one byte a row): the rules compare it with a kind on every row
+# of a partition many times, and text comparisons led the plan's profile
+KIND = pl.Enum([REGISTER, INTERVAL, EVENT, INSTANT])
 
 ACTIVE_C = (1, 2, 15, 16, 21, 22, 41, 42, 61, 62)  # active energy, total and per phase
 REACTIVE_C = (3, 4, 5, 6, 7, 8)
@@ -37,6 +40,7 @@ def kind_expr() -> pl.Expr:
         .when((a == 1) & d.is_in([29, 30]))
         .then(pl.lit(INTERVAL))
         .otherwise(pl.lit(INSTANT))
+        .cast(KIND)
         .alias("kind")
     )
 

@@ -20,7 +20,15 @@ from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.estimate import estimate
-from ingest.quantities import CLASS_COLUMNS, INTERVAL, PAIR_COLUMNS, classify, registers_of, with_energy
+from ingest.quantities import (
+    CLASS_COLUMNS,
+    INTERVAL,
+    KIND,
+    PAIR_COLUMNS,
+    classify,
+    registers_of,
+    with_energy,
+)
 from ingest.schema import READINGS_COLUMNS, READINGS_SCHEMA
 from ingest.validate import outage_windows, validate
 
@@ -30,7 +38,7 @@ STAGED_SCHEMA: dict[str, pl.DataType] = {
     "meter_key": pl.Int64(),
     "batch": pl.Int32(),
     # what the (quantity, unit) pair decides, added in staging (quantities.PAIR_COLUMNS)
-    "kind": pl.String(),
+    "kind": KIND,
     "qcode": pl.Int64(),
     "unit_exp": pl.Int32(),
 }
