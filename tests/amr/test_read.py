@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import signal
 import subprocess
@@ -28,7 +29,7 @@ def simulated_meter(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "amr", "simulate", "modbus", "--port", "0", "--meters", "1",
          "--fleet-file", str(fleet)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
@@ -40,7 +41,9 @@ def simulated_meter(tmp_path: Path) -> Iterator[str]:
             remaining = deadline - time.monotonic()
             assert remaining > 0 and process.poll() is None, f"simulator did not start: {seen}"
             if selector.select(timeout=remaining):
-                seen += process.stdout.readline()
+                # read the pipe itself: a buffered readline can take the rest of the output
+                # into Python's buffer, where select does not see it, and wait out the deadline
+                seen += os.read(process.stdout.fileno(), 65536).decode(errors="replace")
         yield str(pl.read_csv(fleet)["url"][0])
     finally:
         process.send_signal(signal.SIGINT)
