@@ -142,7 +142,7 @@ def route(
             batch=pl.lit(batch, pl.Int32),
             day=local_day(pl.col("ts") - offset),
         )
-        .collect()
+        .collect(engine="in-memory")
     )
     unknown = routed.filter(pl.col("bucket").is_null())
     if unknown.height:

@@ -24,6 +24,10 @@ def worker_pid(_: int) -> int:
     return os.getpid()
 
 
+def polars_threads(_: int) -> int:
+    return pl.thread_pool_size()
+
+
 def fail_on(value: int) -> int:
     if value == 3:
         raise ValueError(f"task {value} fails on purpose")

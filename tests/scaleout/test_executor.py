@@ -61,6 +61,18 @@ def test_local_workers_share_the_cores_for_polars() -> None:
     assert worker_env(cores * 2) == {"POLARS_MAX_THREADS": "1"}
 
 
+@pytest.mark.slow
+def test_local_pool_workers_get_their_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    with LocalExecutor(workers=2) as pool:
+        assert pool.map(tasks.polars_threads, [0, 1]) == [int(worker_env(2)["POLARS_MAX_THREADS"])] * 2
+    assert "POLARS_MAX_THREADS" not in os.environ  # set for the workers only
+    # a value the operator chose is kept
+    monkeypatch.setenv("POLARS_MAX_THREADS", "3")
+    with LocalExecutor(workers=2) as pool:
+        assert pool.map(tasks.polars_threads, [0, 1]) == [3, 3]
+
+
 def test_task_error_reaches_the_coordinator(cluster: DaskExecutor) -> None:
     with pytest.raises(ValueError, match="task 3 fails on purpose"):
         cluster.map(tasks.fail_on, [1, 2, 3])
