@@ -65,6 +65,7 @@ from ingest.staging import (
     Direct,
     PartitionKey,
     Staged,
+    check_direct_taken,
     clear_staging,
     plan_direct,
     route_direct,
@@ -190,21 +191,20 @@ class _Run:
     # are aggregated (`aggregate.interval_energy`)
     provisional_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
-    # direct batches' routed days not handed out yet, by batch index (see `direct_rows`)
-    routed: dict[int, dict[dt.date, pl.DataFrame]] = field(default_factory=dict)
+    # direct batches' days not handed out yet and rows handed out, by batch index
+    routed: dict[int, tuple[set[dt.date], int]] = field(default_factory=dict)
 
     def direct_rows(self, direct: Direct, day: dt.date) -> pl.DataFrame | None:
-        """A direct batch's rows of `day`, routed as staged rows are; the batch is read and
-        routed once, the first time one of its days is needed, and each day is handed out once."""
-        if direct.index not in self.routed:
-            self.routed[direct.index] = route_direct(
-                direct, self.registry, buckets=self.buckets, cfg=self.cfg
-            )
-        days = self.routed[direct.index]
-        rows = days.pop(day, None)
-        if not days:
+        """A direct batch's rows of `day`, routed as staged rows are (None when it has none);
+        once its days are all handed out, its rows must all have been."""
+        left, taken = self.routed.get(direct.index, (set(direct.days), 0))
+        rows = route_direct(direct, day, self.registry, buckets=self.buckets, cfg=self.cfg)
+        left, taken = left - {day}, taken + rows.height
+        self.routed[direct.index] = (left, taken)
+        if not left:
             del self.routed[direct.index]
-        return rows
+            check_direct_taken(direct, taken)
+        return rows if rows.height else None
 
     def new_rows(self, staged: Staged, day: dt.date, buckets: list[int]) -> tuple[pl.LazyFrame, set[int]]:
         """The new rows of a day's partitions of some buckets, in batch order per partition,
@@ -646,7 +646,10 @@ def _aggregate(
     new_daily: dict[tuple[str, int], list[pl.DataFrame]] = {}
     new_regs: dict[tuple[str, int], list[pl.DataFrame]] = {}
     findings: dict[Partition, pl.DataFrame] = {}
-    published: dict[Partition, pl.DataFrame] = {}
+    # each partition's intervals are written as soon as they are made: held until the end,
+    # a worker of a million-meter day kept 80 partitions' intervals (several GB)
+    interval_table = run.table(INTERVALS)
+    published: dict[Partition, list[str]] = {}
     fresh = set(touched)
     for day, buckets in _groups({key: run.rows_of(*key) for key in days}):
         before, prev, cur, nxt = (run.group_readings(day + DAY * k, buckets) for k in (-2, -1, 0, 1))
@@ -683,7 +686,8 @@ def _aggregate(
         if interval_rows:
             keyed = run.with_bucket(interval_rows[0], buckets, key="meter_id")
             for bucket, part in _split(keyed, wanted).items():
-                published[partition(date=day, bucket=bucket)] = part.select(list(INTERVALS_SCHEMA))
+                key = partition(date=day, bucket=bucket)
+                published[key] = _publish_intervals(interval_table, key, part.select(list(INTERVALS_SCHEMA)))
         month = day.strftime("%Y-%m")
         daily_parts = _split(run.with_bucket(day_rows, buckets, key="meter_id"), buckets)
         regs_parts = _split(run.with_bucket(regs, buckets), buckets)
@@ -696,7 +700,7 @@ def _aggregate(
             )
             findings[partition(date=day, bucket=bucket)] = found_parts[bucket].select(list(FINDINGS_SCHEMA))
     written[FINDINGS] = _replace_days(run.table(FINDINGS), findings, FINDINGS_SCHEMA)
-    written[INTERVALS] = _publish_intervals(run.table(INTERVALS), published)
+    written[INTERVALS] = published
     written[REGISTER_READS], _ = _merge_months(run, REGISTER_READS, new_regs, REGISTER_READS_SCHEMA)
     written[DAILY], merged = _merge_months(run, DAILY, new_daily, DAILY_SCHEMA)
     monthly = run.table(MONTHLY)
@@ -728,11 +732,11 @@ def _replace_days(
     return {key: [table.write_file(key, frame)] for key, frame in frames.items()}
 
 
-def _publish_intervals(table: Table, frames: dict[Partition, pl.DataFrame]) -> dict[Partition, list[str]]:
-    """The days' interval partitions, for the coordinator to commit in one go; a day left
+def _publish_intervals(table: Table, key: Partition, frame: pl.DataFrame) -> list[str]:
+    """A day's interval partition, for the coordinator to commit with the rest; a day left
     without intervals (all quarantined after review, say) loses its partition rather than
     keeping stale rows."""
-    return {key: [table.write_file(key, frame)] if frame.height else [] for key, frame in frames.items()}
+    return [table.write_file(key, frame)] if frame.height else []
 
 
 def _merge_months(

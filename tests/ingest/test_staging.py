@@ -8,20 +8,24 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 
 import ingest.run as ingest_run
 from core.buckets import bucket_expr, bucket_of
-from core.landing import LandingBatch, list_batches, write_batch
+from core.landing import LAST_TS_KEY, LandingBatch, list_batches, write_batch
+from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.state import StateStore
+from core.tables import DAILY
 from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.registry import load_registry
 from ingest.run import run_ingest
-from ingest.staging import Direct, Staged, route, stage_batches, value_days
+from ingest.schema import READINGS
+from ingest.staging import Direct, Staged, plan_direct, route, route_direct, stage_batches, value_days
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -155,6 +159,46 @@ def test_a_mislabelled_batch_stops_the_run_before_anything_is_committed(tmp_path
     with pytest.raises(IngestError, match=rf"says it holds bucket {wrong}.*meter M001 is in bucket"):
         run_ingest(tmp_path, state, settings=settings_for(tmp_path), now=AFTER)
     assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.parquet"))
+    state.dispose()
+
+
+def test_a_direct_batch_is_read_a_day_at_a_time(tmp_path: Path) -> None:
+    """Each of a direct batch's days gets exactly its rows, read by their time (a worker does
+    not hold a batch's other days while it takes the first), and together they are all of it."""
+    state = StateStore.open(tmp_path)
+    register(state, ["M001"])
+    bucket = bucket_of("M001", BUCKETS)
+    records = [r for k in range(3) for r in interval_day("M001", DAY + dt.timedelta(days=k))]
+    batch = write_batch(tmp_path, frame(records), bucket=bucket)
+    (direct,), _ = plan_direct([batch], buckets=BUCKETS, cfg=VeeConfig())
+    registry = load_registry(state)
+    whole = route(batch.read(), registry, batch=0, buckets=BUCKETS, cfg=VeeConfig())
+    cfg = VeeConfig()
+    parts = {day: route_direct(direct, day, registry, buckets=BUCKETS, cfg=cfg) for day in direct.days}
+    for day, part in parts.items():
+        expected = whole.filter(pl.col("day") == day).drop("bucket", "day")
+        assert part.equals(expected), day
+    assert sum(part.height for part in parts.values()) == len(records)
+    assert parts[DAY + dt.timedelta(days=1)].height > parts[DAY - dt.timedelta(days=1)].height
+    state.dispose()
+
+
+def test_a_batch_stamped_outside_its_stated_span_stops_the_run(tmp_path: Path) -> None:
+    """A batch whose footer gives a narrower time span than its readings have would leave the
+    readings outside it untaken: the run stops, names the batch and commits nothing."""
+    state = StateStore.open(tmp_path)
+    register(state, ["M001"])
+    records = interval_day("M001", DAY) + interval_day("M001", DAY + dt.timedelta(days=5))
+    batch = write_batch(tmp_path, frame(records), bucket=bucket_of("M001", BUCKETS))
+    narrow = pl.read_parquet_metadata(batch.path) | {
+        LAST_TS_KEY: (local_midnight_utc(DAY + dt.timedelta(days=1))).isoformat()
+    }
+    pl.read_parquet(batch.path).write_parquet(batch.path, metadata=narrow)
+    with pytest.raises(IngestError, match=r"stamped .* of its 196 readings belong to other days"):
+        run_ingest(tmp_path, state, settings=settings_for(tmp_path), now=AFTER)
+    # the days taken before the check wrote files, but none is committed (so none is seen)
+    store = MeasurementStore(tmp_path)
+    assert all(store.table(name).scan().collect().height == 0 for name in (READINGS, DAILY))
     state.dispose()
 
 
