@@ -85,10 +85,19 @@ def with_code(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """The rows of register quantities, the kind decided once per distinct quantity (a
-    semi-join on the text instead of classifying every row of a partition)."""
-    kinds = lf.select("quantity").unique().with_columns(kind_expr()).filter(pl.col("kind") == REGISTER)
-    return lf.join(kinds.select("quantity"), on="quantity", how="semi", maintain_order="left")
+    """The rows of register quantities, the kind decided once per distinct quantity: those
+    are found first (one column read), then the rows are filtered by a list of them, which
+    the Parquet reader applies as it reads. A semi-join on the text read every column of
+    every row first (49 M rows of a worker's day before: 9.7 GB and 5.1 s, against 3.1 GB
+    and 1.7 s; one partition 0.07 -> 0.03 s)."""
+    kinds = (
+        lf.select("quantity")
+        .unique()
+        .with_columns(kind_expr())
+        .filter(pl.col("kind") == REGISTER)
+        .collect(engine="in-memory")
+    )
+    return lf.filter(pl.col("quantity").is_in(kinds.get_column("quantity").implode()))
 
 
 CLASS_COLUMNS = ("kind", "qcode", "unit_ok", "mwh")  # what classify adds

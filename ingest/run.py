@@ -494,7 +494,7 @@ def _task(work: _Work) -> _Result:
     outcomes: list[pl.DataFrame] = []
     estimates: list[pl.DataFrame] = []
     replaced: list[pl.DataFrame] = []
-    sizes = {key: work.staged.expected_rows(key) + run.rows_of(*key) for key in work.keys}
+    sizes = {key: _input_rows(run, work.staged, key, work.keys) for key in work.keys}
     last_day = {b: d for d, b in sorted(work.keys)}  # the bucket's last day this task validates
     validated: list[PartitionKey] = []
     for day, group in _groups(sizes):
@@ -521,6 +521,18 @@ def _task(work: _Work) -> _Result:
         seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done},
         partitions=len(validated),
     )
+
+
+def _input_rows(run: _Run, staged: Staged, key: PartitionKey, keys: list[PartitionKey]) -> int:
+    """Rows a partition's plan reads: its own, the day before's and its like days', stored or
+    coming in this run (`keys`: the task's partitions). Groups are sized by these, not by the
+    partition alone: the small day after a day's batches (a few readings stamped past
+    midnight) grouped a worker's 80 buckets of a million-meter day, and its plan read their
+    49 M rows of the day before at once (9.8 GB)."""
+    day, bucket = key
+    available = run.readings_days(bucket) | {d for d, b in keys if b == bucket}
+    likes = like_days(day, available - {day}, run.cfg)
+    return sum(staged.expected_rows((d, bucket)) + run.rows_of(d, bucket) for d in [day, day - DAY, *likes])
 
 
 def _groups(sizes: dict[PartitionKey, int]) -> list[tuple[dt.date, list[int]]]:

@@ -232,3 +232,33 @@ def test_a_day_batch_counts_whole_for_its_day_when_partitions_are_grouped(tmp_pa
     staged = Staged(folder=tmp_path, direct=[two, one])
     assert [staged.expected_rows((DAY + dt.timedelta(days=k), 4)) for k in (0, 1)] == [9_600, 9_600]
     assert staged.expected_rows((DAY, 5)) == 7
+
+
+def test_a_small_day_after_big_ones_is_not_one_plan_over_their_buckets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan reads the day before of every bucket it holds: partitions are grouped by what
+    their plans read, so the few readings stamped past midnight of many buckets do not make
+    one plan that reads all of their full days at once."""
+    state = StateStore.open(tmp_path)
+    meters = {bucket_of(f"M{n:03d}", BUCKETS): f"M{n:03d}" for n in range(40)}
+    register(state, meters.values())
+    after = local_midnight_utc(DAY + dt.timedelta(days=1))
+    for bucket, meter in meters.items():
+        # a day, and one reading of the day after, as a head-end batch of the bucket
+        records = interval_day(meter, DAY) + rows(meter, ACTIVE_IMPORT_INTERVAL, [(after + STEP, 5)])
+        write_batch(tmp_path, frame(records), bucket=bucket)
+    monkeypatch.setattr(ingest_run, "GROUP_ROWS", 150)  # a full day is 98 readings
+    plans: list[tuple[dt.date, int]] = []
+    real_plan = ingest_run.plan
+
+    def spy(inputs: Any, cfg: Any, now: Any) -> Any:
+        plans.append((inputs.day, inputs.meters.collect().height))
+        return real_plan(inputs, cfg, now)
+
+    monkeypatch.setattr(ingest_run, "plan", spy)
+    report = run_ingest(tmp_path, state, settings=settings_for(tmp_path), now=AFTER)
+    assert report.balanced and len(meters) == BUCKETS
+    day_after = [n for day, n in plans if day == DAY + dt.timedelta(days=1)]
+    assert day_after and max(day_after) == 1, plans  # one bucket's meter a plan
+    state.dispose()
