@@ -248,7 +248,9 @@ def test_a_small_day_after_big_ones_is_not_one_plan_over_their_buckets(
         # a day, and one reading of the day after, as a head-end batch of the bucket
         records = interval_day(meter, DAY) + rows(meter, ACTIVE_IMPORT_INTERVAL, [(after + STEP, 5)])
         write_batch(tmp_path, frame(records), bucket=bucket)
-    monkeypatch.setattr(ingest_run, "GROUP_ROWS", 150)  # a full day is 98 readings
+    # a full day is 98 readings; a plan of the day after reads the day before's (counted an
+    # eighth: 12) and its own one: two buckets' would be 26
+    monkeypatch.setattr(ingest_run, "GROUP_ROWS", 20)
     plans: list[tuple[dt.date, int]] = []
     real_plan = ingest_run.plan
 
