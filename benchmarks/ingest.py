@@ -48,6 +48,7 @@ from core.state import StateStore  # noqa: E402
 from core.timezones import local_midnight_utc  # noqa: E402
 
 DAY = dt.date(2026, 11, 10)
+METERS_PER_BUCKET = 12_500  # x 97.6 readings a day: 1.22 M readings a partition
 STEP = dt.timedelta(minutes=15)
 # fault -> share of interval rows (the expected reason code is the fault's name)
 FAULTS = {
@@ -413,7 +414,12 @@ def main() -> None:
         help="days taken by an untimed run first, so the timed run is a day of a running system "
         "(like days, history rules, the day before re-aggregated)",
     )
-    parser.add_argument("--buckets", type=int, default=16)
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        help="meter buckets (default: one per 12,500 meters, about 1.2 M readings a partition, "
+        "as docs/ingest.md advises)",
+    )
     parser.add_argument(
         "--landing",
         choices=["by-bucket", "mixed"],
@@ -435,6 +441,7 @@ def main() -> None:
         ingest_phase(args.data_dir, args.buckets, args.days, args.workers)
         return
     meters = 5_000 if args.quick else args.meters
+    args.buckets = args.buckets or max(1, round(meters / METERS_PER_BUCKET))
     with tempfile.TemporaryDirectory(prefix="amr-bench-") as tmp:
         data_dir = args.data_dir or Path(tmp)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -445,7 +452,8 @@ def main() -> None:
             by_bucket=args.landing == "by-bucket",
         )
         print(
-            f"synthetic landing ({args.landing}): {meters:,} meters x {args.days} day(s): "
+            f"synthetic landing ({args.landing}): {meters:,} meters x {args.days} day(s) in "
+            f"{args.buckets} buckets: "
             f"{made['rows']:,} readings, "
             f"{made['injected']:,} injected faults, {made['dropped']:,} dropped intervals "
             f"({time.perf_counter() - started:.1f} s to make)"
