@@ -191,6 +191,7 @@ class _Run:
     pending: dict[PartitionKey, Path] = field(default_factory=dict)  # written, not yet committed
     pending_names: dict[PartitionKey, str] = field(default_factory=dict)
     pending_rows: dict[PartitionKey, int] = field(default_factory=dict)
+    stored_rows: dict[PartitionKey, int] = field(default_factory=dict)  # committed partitions' rows
     buckets: int = 16
     pending_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     # what validated days' intervals add up to, for the history of later days until the days
@@ -262,10 +263,11 @@ class _Run:
         """Rows a partition holds (from Parquet metadata), to size groups of buckets."""
         if (day, bucket) in self.pending_rows:
             return self.pending_rows[(day, bucket)]
-        files = self.files(READINGS, date=day, bucket=bucket)
-        if not files:
-            return 0
-        return int(pl.scan_parquet(files).select(pl.len()).collect().item())
+        if (day, bucket) not in self.stored_rows:  # committed files do not change in a task
+            files = self.files(READINGS, date=day, bucket=bucket)
+            count = int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
+            self.stored_rows[(day, bucket)] = count
+        return self.stored_rows[(day, bucket)]
 
     def with_bucket(self, frame: pl.DataFrame, buckets: list[int], key: str = "meter_key") -> pl.DataFrame:
         """Add each row's bucket (from the registry; by hash for unknown meters)."""
@@ -483,6 +485,7 @@ def _works(
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
                 pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
+                stored_rows={},
                 snapshot=None, routed={},
             ),
             keys=[key for key in touched if key[1] in share],
