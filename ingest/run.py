@@ -199,17 +199,17 @@ class _Run:
     provisional_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
     # direct batches' days not handed out yet and rows handed out, by batch index
-    routed: dict[int, tuple[set[dt.date], int]] = field(default_factory=dict)
+    direct_left: dict[int, tuple[set[dt.date], int]] = field(default_factory=dict)
 
     def direct_rows(self, direct: Direct, day: dt.date) -> pl.DataFrame | None:
         """A direct batch's rows of `day`, routed as staged rows are (None when it has none);
         once its days are all handed out, its rows must all have been."""
-        left, taken = self.routed.get(direct.index, (set(direct.days), 0))
+        left, taken = self.direct_left.get(direct.index, (set(direct.days), 0))
         rows = route_direct(direct, day, self.registry, buckets=self.buckets, cfg=self.cfg)
         left, taken = left - {day}, taken + rows.height
-        self.routed[direct.index] = (left, taken)
+        self.direct_left[direct.index] = (left, taken)
         if not left:
-            del self.routed[direct.index]
+            del self.direct_left[direct.index]
             check_direct_taken(direct, taken)
         return rows if rows.height else None
 
@@ -486,7 +486,7 @@ def _works(
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
                 pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
                 stored_rows={},
-                snapshot=None, routed={},
+                snapshot=None, direct_left={},
             ),
             keys=[key for key in touched if key[1] in share],
             staged=staged,

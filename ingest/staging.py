@@ -119,7 +119,7 @@ def route(
     """Add meter_key (-1 when unknown), bucket, day, batch and what the (quantity, unit) pair
     decides (`quantities.PAIR_COLUMNS`) to a conformed frame."""
     keys = registry.select("meter_id", "meter_key", "bucket").lazy()
-    window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
+    window = _day_end_window(cfg)
     kind = pl.col("kind")
     offset = (
         pl.when(kind == REGISTER)
@@ -155,12 +155,22 @@ def route(
     return routed.with_columns(pl.col("bucket").cast(pl.Int32))
 
 
+def _day_end_window(cfg: VeeConfig) -> dt.timedelta:
+    """How far back a value's stamp is moved to find its day, at most (a register read at or
+    within the window after midnight is the day before's end)."""
+    return dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
+
+
 def value_days(first_ts: dt.datetime, last_ts: dt.datetime, cfg: VeeConfig) -> tuple[dt.date, ...]:
     """Every local day a reading stamped between `first_ts` and `last_ts` can belong to (see
     `route`: a value is moved back by at most the day-end window)."""
-    window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
-    first, last = local_date(first_ts - window), local_date(last_ts)
+    first, last = local_date(first_ts - _day_end_window(cfg)), local_date(last_ts)
     return tuple(first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+
+
+def value_stamps(day: dt.date, cfg: VeeConfig) -> tuple[dt.datetime, dt.datetime]:
+    """The closed range of stamps a value of `day` can have (the converse of `value_days`)."""
+    return local_midnight_utc(day), local_midnight_utc(day + dt.timedelta(days=1)) + _day_end_window(cfg)
 
 
 def plan_direct(
@@ -191,9 +201,7 @@ def route_direct(
     batches, 6 GB, while it took the small day before). A reading of another bucket is an
     error of the batch's writer; one outside the batch's days is found when its days are
     all taken (`check_direct_taken`)."""
-    window = dt.timedelta(minutes=cfg.day_end_window_minutes, microseconds=1)
-    start, end = local_midnight_utc(day), local_midnight_utc(day + dt.timedelta(days=1)) + window
-    rows = direct.batch.read(between=(start, end))
+    rows = direct.batch.read(between=value_stamps(day, cfg))
     routed = route(rows, registry, batch=direct.index, buckets=buckets, cfg=cfg)
     stray = routed.filter(pl.col("bucket") != direct.bucket)
     if stray.height:

@@ -11,6 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ingest.run as ingest_run
 from core.buckets import bucket_expr, bucket_of
@@ -25,7 +27,16 @@ from ingest.errors import IngestError
 from ingest.registry import load_registry
 from ingest.run import run_ingest
 from ingest.schema import READINGS
-from ingest.staging import Direct, Staged, plan_direct, route, route_direct, stage_batches, value_days
+from ingest.staging import (
+    Direct,
+    Staged,
+    plan_direct,
+    route,
+    route_direct,
+    stage_batches,
+    value_days,
+    value_stamps,
+)
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -264,3 +275,14 @@ def test_a_small_day_after_big_ones_is_not_one_plan_over_their_buckets(
     day_after = [n for day, n in plans if day == DAY + dt.timedelta(days=1)]
     assert day_after and max(day_after) == 1, plans  # one bucket's meter a plan
     state.dispose()
+
+
+@given(minutes=st.integers(min_value=-3 * 1440, max_value=3 * 1440), micros=st.sampled_from([-1, 0, 1]))
+def test_the_stamps_of_a_day_and_the_days_of_a_stamp_agree(minutes: int, micros: int) -> None:
+    """A day's stamp range (where a direct batch is read for it) holds a stamp exactly when
+    the stamp's days (the days a batch's span reaches) hold that day."""
+    cfg = VeeConfig()
+    ts = local_midnight_utc(DAY) + dt.timedelta(minutes=minutes, microseconds=micros)
+    for day in (DAY + dt.timedelta(days=k) for k in range(-4, 5)):
+        start, end = value_stamps(day, cfg)
+        assert (start <= ts <= end) == (day in value_days(ts, ts, cfg)), (ts, day)
