@@ -104,8 +104,6 @@ CLASS_COLUMNS = ("kind", "qcode", "unit_ok", "mwh")  # what classify adds
 # What a row's (quantity, unit) pair alone decides (`pair_attributes`): staging adds these,
 # VEE the energy from them (`with_energy`), in the workers.
 PAIR_COLUMNS = ("kind", "qcode", "unit_exp")
-# Distinct (quantity, unit) pairs up to which `pair_attributes_frame` compares text instead of joining.
-FEW_PAIRS = 16
 
 
 def _pairs(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -140,21 +138,3 @@ def classify(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add `kind`, `qcode`, `unit_ok` (energy unit fits the quantity) and `mwh`; rows keep
     their order (the first of identical repeats is the one kept)."""
     return with_energy(pair_attributes(lf))
-
-
-def pair_attributes_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """`pair_attributes` for a frame in memory: its few distinct (quantity, unit) pairs are
-    found first, and each row is matched to its pair by comparing text with them (cheap on
-    Polars' string views) instead of hashing it for a join (staging 100,000 meters'
-    readings: 7.8-9.2 -> 6.7-8.0 CPU-s, measured)."""
-    pairs = _pairs(frame.lazy()).collect()
-    if pairs.height > FEW_PAIRS:
-        return pair_attributes(frame.lazy()).collect()
-    which: pl.Expr = pl.lit(None, pl.UInt32)
-    for i, (quantity, unit) in reversed(list(enumerate(pairs.select("quantity", "unit").iter_rows()))):
-        same_q = pl.col("quantity").is_null() if quantity is None else pl.col("quantity") == quantity
-        same_u = pl.col("unit").is_null() if unit is None else pl.col("unit") == unit
-        which = pl.when(same_q & same_u).then(pl.lit(i, pl.UInt32)).otherwise(which)
-    return frame.with_columns(
-        pl.lit(pairs.get_column(name)).gather(which.alias("_pair")).alias(name) for name in PAIR_COLUMNS
-    )

