@@ -156,13 +156,18 @@ class Table:
         return con.read_parquet(files)
 
     # -- writing ---------------------------------------------------------------
-    def write_file(self, key: Partition, frame: pl.DataFrame) -> str:
-        """Write one immutable file into a partition; it is invisible until committed."""
+    def write_file(
+        self, key: Partition, frame: pl.DataFrame, metadata: Mapping[str, str] | None = None
+    ) -> str:
+        """Write one immutable file into a partition; it is invisible until committed.
+        `metadata`: key-value pairs for the Parquet footer (`pl.read_parquet_metadata`)."""
         directory = self.root / partition_path(key)
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         temporary = directory / f".tmp-{name}"
-        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        frame.write_parquet(
+            temporary, compression="zstd", statistics=True, metadata=dict(metadata) if metadata else None
+        )
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         temporary.rename(directory / name)

@@ -12,6 +12,8 @@ always add up to `energy_wh`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Iterable
 from decimal import Decimal
 
 import polars as pl
@@ -22,7 +24,7 @@ from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID, Reason
 from ingest.config import VeeConfig
 from ingest.localtime import minute_of_day
-from ingest.schema import FINDINGS_SCHEMA, MONTHLY_SCHEMA
+from ingest.schema import FINDINGS_SCHEMA, INTERVAL_SUMS_SCHEMA, MONTHLY_SCHEMA
 
 # active import, total and per rate; a set of codes (an `is_in` is far cheaper per row than a regex)
 IMPORT_REGISTERS = (ACTIVE_IMPORT_TOTAL, *ACTIVE_IMPORT_RATE.values())
@@ -186,8 +188,17 @@ def interval_days(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> 
             est_mwh=pl.col("_est").sum(),
             est_slots=pl.col("_est_slot").sum(),
         )
-        .drop("_uid")
+        .select(pl.col(name).cast(dtype) for name, dtype in INTERVAL_SUMS_SCHEMA.items())
     )
+
+
+def sums_basis(readings_files: Iterable[str], tou: pl.LazyFrame, cfg: VeeConfig) -> str:
+    """What `interval_days` of a partition is made from: its readings files (a file's name is
+    never reused), the interval length and the day's TOU bands. Stored sums stand in for
+    the readings only while this is the same: a rewritten partition or a changed calendar
+    makes them be computed again."""
+    bands = hashlib.sha256(",".join(_bands(tou).to_list()).encode()).hexdigest()[:16]
+    return f"{'+'.join(sorted(readings_files))};{cfg.interval_minutes}min;tou {bands}"
 
 
 def _unknown_id() -> pl.Expr:

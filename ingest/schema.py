@@ -17,6 +17,7 @@ from core.reading import READING_SCHEMA
 
 READINGS = "readings"
 FINDINGS = "findings"
+INTERVAL_SUMS = "interval_sums"
 MONTHLY = "monthly"
 
 READINGS_SCHEMA: Mapping[str, pl.DataType] = {
@@ -39,6 +40,23 @@ FINDINGS_SCHEMA: Mapping[str, pl.DataType] = {
     "value": pl.Int64(),  # what was measured (missing slots, Wh off, day's Wh)
     "limit": pl.Int64(),  # what the rule allowed or expected
 }
+
+# What a day's intervals add up to per meter (`aggregate.interval_days`), in mWh, by (date,
+# bucket): the aggregation of a day whose readings have not changed since (the day before a
+# new day, again) starts from these instead of its readings. A file's footer names what it
+# was made from (`SUMS_BASIS_KEY`); it is used only while that still holds.
+INTERVAL_SUMS_SCHEMA: Mapping[str, pl.DataType] = {
+    "meter_key": pl.Int64(),
+    "meter_id": pl.String(),
+    "zero_slots": pl.Int64(),
+    "total_mwh": pl.Int64(),
+    "off_mwh": pl.Int64(),
+    "normal_mwh": pl.Int64(),
+    "intervals": pl.Int32(),
+    "est_mwh": pl.Int64(),
+    "est_slots": pl.Int64(),
+}
+SUMS_BASIS_KEY = "amr.sums_of"
 
 MONTHLY_SCHEMA: Mapping[str, pl.DataType] = {
     "meter_id": pl.String(),

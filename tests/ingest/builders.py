@@ -19,7 +19,7 @@ from core.reading import READING_SCHEMA
 from core.state import StateStore
 from core.tables import DAILY, INTERVALS, REGISTER_READS
 from core.timezones import local_midnight_utc
-from ingest.schema import FINDINGS, MONTHLY, READINGS
+from ingest.schema import FINDINGS, INTERVAL_SUMS, MONTHLY, READINGS
 from protocols.simulation.household import HouseholdLoad
 
 BUCKETS = 4
@@ -124,7 +124,7 @@ AFTER = local_midnight_utc(DAY + dt.timedelta(days=3))  # the run's clock: the t
 
 
 # every table a run writes, for comparing two stores
-TABLES = (READINGS, FINDINGS, INTERVALS, DAILY, REGISTER_READS, MONTHLY)
+TABLES = (READINGS, INTERVAL_SUMS, FINDINGS, INTERVALS, DAILY, REGISTER_READS, MONTHLY)
 
 
 def snapshot(data_dir: Path) -> dict[str, pl.DataFrame]:

@@ -48,6 +48,20 @@ def test_tou_split_by_circular_16_adds_up() -> None:
     assert row["basis"] == "intervals" and row["intervals"] == 96
 
 
+def test_interval_sums_are_known_by_what_they_are_made_of() -> None:
+    """Stored interval sums stand in for a partition's readings only while their basis is the
+    same: the same files (in any order), interval length and TOU bands."""
+    tou = in_force(load_calendars(), DAY).lookup(DAY)
+    basis = aggregate.sums_basis(["a.parquet", "b.parquet"], tou, CFG)
+    assert aggregate.sums_basis(["b.parquet", "a.parquet"], tou, CFG) == basis
+    assert aggregate.sums_basis(["a.parquet", "c.parquet"], tou, CFG) != basis
+    assert aggregate.sums_basis(["a.parquet", "b.parquet"], tou, VeeConfig(interval_minutes=30)) != basis
+    one_minute_moved = tou.with_columns(
+        tou=pl.when(pl.col("minute") == 600).then(pl.lit("offpeak")).otherwise(pl.col("tou"))
+    )
+    assert aggregate.sums_basis(["a.parquet", "b.parquet"], one_minute_moved, CFG) != basis
+
+
 def test_register_day_unwraps_a_rollover() -> None:
     def ends(mwh: int) -> pl.LazyFrame:
         return pl.LazyFrame(

@@ -9,16 +9,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
+import ingest.run as ingest_run
 from core.buckets import bucket_of
 from core.executor import LocalExecutor
 from core.landing import LandingBatch, write_batch
 from core.measurements import MeasurementStore, Table
-from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
 from core.timezones import local_midnight_utc
@@ -352,3 +354,80 @@ def test_a_file_of_many_days_is_judged_as_day_by_day(tmp_path: Path) -> None:
         & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
     )
     assert "spike_history" in spike.get_column("flags").item()
+
+
+def _two_days_apart(
+    data_dir: Path, *, reuse: bool, monkeypatch: pytest.MonkeyPatch, change: bool = False
+) -> list[tuple[dt.date, bool]]:
+    """The day before `DAY` taken by one run, `DAY` by the next, with nothing of the day before
+    in it: the second run aggregates the day before again for its day end, which only the
+    new day's reads place (M000's read at midnight is missing). Returns, per aggregated
+    group of the second run, its day and whether its stored interval sums were used.
+    `reuse` False: they never are (the reference). `change`: the day before's readings of
+    M000's bucket are rewritten between the runs (as a tool or a restore might)."""
+    before = DAY - dt.timedelta(days=1)
+    midnight = local_midnight_utc(DAY)
+    register(StateStore.open(data_dir), METERS[:3])
+    end_read = {"meter_id": METERS[0], "ts": midnight, "quantity": ACTIVE_IMPORT_TOTAL}
+    first = [
+        r for m in METERS[:3] for r in interval_day(m, before) if {k: r[k] for k in end_read} != end_read
+    ]
+    land(data_dir, first)
+    run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
+    if change:
+        table = MeasurementStore(data_dir).table(READINGS)
+        key = (("date", before.isoformat()), ("bucket", f"{bucket_of(METERS[0], BUCKETS):04d}"))
+        stored = pl.read_parquet(table.files(date=before, bucket=bucket_of(METERS[0], BUCKETS)))
+        more = pl.col("quantity").eq(ACTIVE_IMPORT_INTERVAL) & pl.col("meter_id").eq(METERS[0])
+        stored = stored.with_columns(mwh=pl.when(more).then(pl.col("mwh") + 1000).otherwise(pl.col("mwh")))
+        table.commit(replace={key: [table.write_file(key, stored)]})
+    # the new day without the reads at its midnight (the day before's values): it is not touched
+    land(data_dir, [r for m in METERS[:3] for r in interval_day(m, DAY) if r["ts"] != midnight])
+    used: list[tuple[dt.date, bool]] = []
+    real = ingest_run._stored_sums
+
+    def stored_sums(run: Any, day: dt.date, buckets: list[int], bases: dict[int, str]) -> Any:
+        found = real(run, day, buckets, bases) if reuse else None
+        used.append((day, found is not None))
+        return found
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest_run, "_stored_sums", stored_sums)
+        run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
+    return used
+
+
+def test_a_day_aggregated_again_starts_from_its_interval_sums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The day before a new day is aggregated again from its stored interval sums, not its
+    readings, and gives the store that aggregating it from its readings gives, its
+    newly estimated day end included."""
+    reused, reference = tmp_path / "reused", tmp_path / "reference"
+    used = _two_days_apart(reused, reuse=True, monkeypatch=monkeypatch)
+    _two_days_apart(reference, reuse=False, monkeypatch=monkeypatch)
+    before = DAY - dt.timedelta(days=1)
+    assert {flag for day, flag in used if day == before} == {True}
+    assert_same_store(reused, reference)
+    ends = MeasurementStore(reused).table(REGISTER_READS).scan().collect()
+    placed = ends.filter((pl.col("date") == before) & (pl.col("meter_id") == METERS[0]))
+    assert placed.get_column("estimated").to_list() == [True]  # the second run placed it
+
+
+def test_interval_sums_of_rewritten_readings_are_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sums made from a partition's earlier readings file are computed again from the file it
+    has now."""
+    reused, reference = tmp_path / "reused", tmp_path / "reference"
+    used = _two_days_apart(reused, reuse=True, monkeypatch=monkeypatch, change=True)
+    _two_days_apart(reference, reuse=False, monkeypatch=monkeypatch, change=True)
+    before = DAY - dt.timedelta(days=1)
+    assert (before, False) in used
+    assert_same_store(reused, reference)
+    daily = MeasurementStore(reused).table(DAILY).scan().collect()
+    moved = daily.filter((pl.col("date") == before) & (pl.col("meter_id") == METERS[0]))
+    expected = sum(
+        int(r["value"]) for r in interval_day(METERS[0], before) if r["quantity"] == ACTIVE_IMPORT_INTERVAL
+    ) + 96  # each interval 1,000 mWh more
+    assert moved.get_column("energy_wh").to_list() == [expected]
