@@ -54,7 +54,6 @@ from core.tables import (
 from core.timezones import local_midnight_utc
 from ingest import aggregate
 from ingest.accounting import BatchCount, IngestReport, finish, record, tally
-from ingest.codes import ESTIMATED
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.estimate import like_days
@@ -630,15 +629,8 @@ def _vee_group(
         run.pending_rows[key] = part.height
         if bucket in later:
             run.provisional_daily[key] = aggregate.interval_energy(part.lazy(), day).collect()
-    # from the two columns it needs (a filter of the frame would gather all of them)
-    estimates = (
-        readings.lazy()
-        .select("state", "method")
-        .filter(pl.col("state") == ESTIMATED)
-        .group_by("method")
-        .len()
-        .collect()
-    )
+    # estimates by method: a row has a method exactly when it is an estimate (`vee.plan`)
+    estimates = readings.get_column("method").drop_nulls().value_counts()
     return outcomes, estimates, gone, buckets
 
 
