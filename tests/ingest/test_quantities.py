@@ -14,6 +14,8 @@ from ingest.quantities import (
     INTERVAL,
     REGISTER,
     classify,
+    kind_expr,
+    registers_of,
 )
 
 
@@ -49,3 +51,24 @@ def test_mwh_is_exact(value: int, scale: int, unit: str) -> None:
         assert row["mwh"] is None and row["unit_ok"] is False
     else:
         assert row["mwh"] == int(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    quantities=st.lists(
+        st.sampled_from(
+            ["1.0.1.8.0.255", "1.0.1.8.1.255", "1.0.1.29.0.255", "0.0.99.98.0.255", "1.0.32.7.0.255", None]
+        ),
+        max_size=40,
+    )
+)
+def test_registers_of_keeps_exactly_the_register_rows(quantities: list[str | None]) -> None:
+    """In any order (runs of equal quantities or not, nulls included), the rows kept are the
+    register rows, in their order."""
+    frame = pl.DataFrame(
+        {"quantity": quantities, "row": list(range(len(quantities)))},
+        schema={"quantity": pl.String, "row": pl.Int64},
+    )
+    kept = registers_of(frame.lazy()).collect()
+    expected = frame.lazy().with_columns(kind_expr()).filter(pl.col("kind") == REGISTER).collect()
+    assert kept.get_column("row").to_list() == expected.get_column("row").to_list()
