@@ -235,8 +235,12 @@ def estimate(
     expected: pl.LazyFrame | None = None,
     fill: pl.LazyFrame | None = None,
     presorted: bool = False,
+    gaps: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Estimates for the gaps of one partition: (meter_key, meter_id, quantity, ts, mwh, method).
+
+    `gaps`: the partition's `missing_slots`, when the caller has them already (`expected`
+    is then not used).
 
     `like` holds the like days' readings (meter_key, quantity, ts, mwh, state).
 
@@ -248,18 +252,17 @@ def estimate(
     `presorted`: the readings' intervals are sorted by meter, quantity and time already.
     """
     step = cfg.interval
-    gaps = missing_slots(readings, day, cfg, now, expected, presorted=presorted).cache()
+    if gaps is None:
+        gaps = missing_slots(readings, day, cfg, now, expected, presorted=presorted)
+    gaps = gaps.cache()
     valid = readings.filter((pl.col("kind") == INTERVAL) & (pl.col("state") == VALID)).select(
         *PAIR, "ts", "mwh"
     )
     gaps = gaps.with_columns(minute_of_day(pl.col("ts") - step))
-    both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (
-        pl.col("gap_len") + 1
-    )
-    interpolated = pl.coalesce(both, pl.col("prev_mwh"), pl.col("next_mwh"))
-    short = pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
+    interpolated = _interpolated()
+    short = _short(cfg)
     # the like days are averaged only for the slots that interpolation does not fill
-    wanted = gaps.filter(~(short & interpolated.is_not_null())).select("meter_key", "minute").unique()
+    wanted = gaps.filter(_needs_like_days(cfg)).select("meter_key", "minute").unique()
     gaps = gaps.join(like_profile(like, wanted, step), on=[*PAIR, "minute"], how="left")
     gaps = in_outage(gaps, windows, step)
     gaps = gaps.with_columns(
@@ -287,6 +290,29 @@ def estimate(
         ).drop("_fill")
     gaps = gaps.filter(pl.col("mwh").is_not_null())
     return scale_to_registers(gaps, valid, registers)
+
+
+def _interpolated() -> pl.Expr:
+    """A missing slot's linear interpolation between its run's neighbours, or the one there is."""
+    both = pl.col("prev_mwh") + (pl.col("next_mwh") - pl.col("prev_mwh")) * pl.col("pos") // (
+        pl.col("gap_len") + 1
+    )
+    return pl.coalesce(both, pl.col("prev_mwh"), pl.col("next_mwh"))
+
+
+def _short(cfg: VeeConfig) -> pl.Expr:
+    return pl.col("gap_len") * cfg.interval_minutes <= cfg.interpolate_max_minutes
+
+
+def _needs_like_days(cfg: VeeConfig) -> pl.Expr:
+    """A missing slot that interpolation does not fill: in a long run, or with no neighbour."""
+    return ~(_short(cfg) & _interpolated().is_not_null())
+
+
+def like_day_meters(gaps: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """The meters (meter_key) of `missing_slots` whose estimates read like days; only their
+    like days' rows need to be read."""
+    return gaps.filter(_needs_like_days(cfg)).select("meter_key").unique()
 
 
 def scale_to_registers(gaps: pl.LazyFrame, valid: pl.LazyFrame, registers: pl.LazyFrame) -> pl.LazyFrame:

@@ -81,7 +81,7 @@ from ingest.staging import (
     staging_root,
 )
 from ingest.tou import Calendar, in_force, load_calendars
-from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, STAGED_SCHEMA, VeeInputs, plan
+from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA, ENGINE, STAGED_SCHEMA, VeeInputs, plan
 
 DAY = dt.timedelta(days=1)
 GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one plan
@@ -91,10 +91,6 @@ GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one 
 # an eighth groups about six (100,000 meters: that day's plans 1.18 -> 0.86 s; a million
 # meters' run still peaks at 2.2 GB for all processes).
 OTHER_DAYS_SHARE: Final = 8
-# A partition's plan has windows, sorts and as-of joins over data that fits in memory by
-# construction (one day of one bucket); the in-memory engine runs it several times faster
-# than Polars 2's default streaming engine.
-ENGINE: Final = "in-memory"
 # Tables a run writes, in the order the coordinator commits them.
 COMMIT_ORDER: Final = (READINGS, INTERVAL_SUMS, FINDINGS, INTERVALS, REGISTER_READS, DAILY, MONTHLY)
 # Tables a run commits only where it wrote something.

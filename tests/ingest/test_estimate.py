@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.timezones import local_midnight_utc
 from ingest.config import VeeConfig
-from ingest.estimate import day_type, estimate, like_days, missing_slots, scale_to_registers
+from ingest.estimate import (
+    day_type,
+    estimate,
+    like_day_meters,
+    like_days,
+    missing_slots,
+    scale_to_registers,
+)
 from tests.ingest.builders import DAY, STEP
 
 CFG = VeeConfig()
@@ -200,3 +207,24 @@ def test_missing_slots_match_the_plain_definition(
     rows = got.select("ts", "gap_len", "pos", "prev_mwh", "next_mwh").iter_rows()
     assert {int((ts - T0) / STEP): (n, pos, before, after) for ts, n, pos, before, after in rows} == expected
     assert got.height == len(expected)
+
+
+def test_like_days_are_read_for_the_meters_whose_gaps_interpolation_leaves() -> None:
+    """Meter 1 misses five hours (like days), meter 2 half an hour (interpolated), and meter 3,
+    expected from the day before, has no interval at all (no neighbour to interpolate from):
+    only meters 1 and 3 need their like days read."""
+    full = dict.fromkeys(range(1, 97), 1000)
+    long_gap = {k: v for k, v in full.items() if not 20 <= k < 40}
+    short_gap = {k: v for k, v in full.items() if k not in (50, 51)}
+    rows = pl.concat(
+        [
+            readings(long_gap),
+            readings(short_gap).with_columns(meter_key=pl.lit(2, pl.Int64), meter_id=pl.lit("M2")),
+        ]
+    )
+    silent = pl.LazyFrame(
+        {"meter_key": [3], "meter_id": ["M3"], "quantity": [ACTIVE_IMPORT_INTERVAL]},
+        schema={"meter_key": pl.Int64, "meter_id": pl.String, "quantity": pl.String},
+    )
+    gaps = missing_slots(rows, DAY, CFG, NOW, expected=silent)
+    assert sorted(like_day_meters(gaps, CFG).collect().get_column("meter_key").to_list()) == [1, 3]
