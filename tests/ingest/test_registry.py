@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 
+from core.buckets import bucket_of
 from core.state import StateStore
 from ingest.config import VeeConfig
 from ingest.errors import ImportRefused
-from ingest.registry import load_registry, register_fleet, with_limits
-from tests.ingest.builders import register
+from ingest.registry import REGISTRY_SCHEMA, load_registry, register_fleet, with_limits
+from tests.ingest.builders import BUCKETS, register
 
 
 def test_limits_come_from_attributes_with_defaults(state: StateStore) -> None:
@@ -39,3 +41,18 @@ def test_a_bad_fleet_row_refuses_the_file(state: StateStore, tmp_path: Path) -> 
     with pytest.raises(ImportRefused, match="row 3"):
         register_fleet(state, fleet, buckets=4)
     assert load_registry(state).height == 0
+
+
+def test_the_registry_frame_holds_what_the_table_holds(state: StateStore) -> None:
+    """Every column with its type, dates and nulls included (dates are text in SQLite)."""
+    register(state, ["A"], installed=dt.date(2025, 3, 9), removed=dt.date(2026, 5, 31), route="R7")
+    register(state, ["B"], attributes={"phases": 3})
+    frame = load_registry(state).sort("meter_id")
+    assert frame.schema == REGISTRY_SCHEMA
+    a, b = frame.rows(named=True)
+    assert (a["meter_key"], a["installed_on"], a["removed_on"], a["route"]) == (
+        1, dt.date(2025, 3, 9), dt.date(2026, 5, 31), "R7"
+    )
+    assert (b["meter_key"], b["installed_on"], b["removed_on"]) == (2, dt.date(2026, 1, 1), None)
+    assert json.loads(b["attributes"]) == {"phases": 3}
+    assert a["bucket"] == bucket_of("A", BUCKETS) and b["customer_code"] == "PD01000000002"
