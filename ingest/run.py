@@ -699,19 +699,19 @@ def _aggregate(
             aggregate.day_ends(prev, cur, nxt, day, run.cfg),
             aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
         ]
-        if kept is None:
-            first.append(aggregate.interval_days(cur, tou, run.cfg))
         if wanted:
             first.append(aggregate.customer_intervals(cur, tou, run.cfg))
-        ends, start, *rest = pl.collect_all(first, engine=ENGINE)
+        ends, start, *interval_rows = pl.collect_all(first, engine=ENGINE)
         if kept is None:
-            intervals, *interval_rows = rest
+            # on Polars' streaming engine, whose group-by this is nearly all of: 0.084 -> 0.054 s
+            # a 1.2 M-row partition (the rest above is faster in memory)
+            intervals = aggregate.interval_days(cur, tou, run.cfg).collect(engine="streaming")
             keyed_sums = run.with_bucket(intervals, buckets)
             for bucket, part in _split(keyed_sums, buckets).items():
                 key = partition(date=day, bucket=bucket)
                 sums[key] = [sums_table.write_file(key, part, metadata={SUMS_BASIS_KEY: bases[bucket]})]
         else:
-            intervals, interval_rows = kept, rest
+            intervals = kept
         # the register advances feed both as well: collected once (a few rows per meter)
         capacity = meters.select("meter_key", "capacity_mwh")
         adv = aggregate.advances(start.lazy(), ends.lazy(), capacity).collect(engine=ENGINE)
