@@ -284,7 +284,10 @@ class _Run:
         """Add each row's bucket (from the registry; by hash for unknown meters)."""
         if len(buckets) == 1:
             return frame.with_columns(bucket=pl.lit(buckets[0], pl.Int32))
-        keyed = frame.join(self.registry.select(key, "bucket"), on=key, how="left")
+        # the buckets' own registry rows: a join builds its table from them, and a worker's
+        # whole share is most of the registry
+        own = self.registry.filter(pl.col("bucket").is_in(buckets)).select(key, "bucket")
+        keyed = frame.join(own, on=key, how="left")
         unknown = keyed.filter(pl.col("bucket").is_null())
         if unknown.height:
             ids = (

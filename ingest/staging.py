@@ -114,11 +114,17 @@ def clear_staging(data_dir: Path) -> None:
 
 
 def route(
-    frame: pl.DataFrame, registry: pl.DataFrame, *, batch: int, buckets: int, cfg: VeeConfig
+    frame: pl.DataFrame,
+    registry: pl.DataFrame,
+    *,
+    batch: int,
+    buckets: int,
+    cfg: VeeConfig,
+    bucket: int | None = None,
 ) -> pl.DataFrame:
     """Add meter_key (-1 when unknown), bucket, day, batch and what the (quantity, unit) pair
-    decides (`quantities.PAIR_COLUMNS`) to a conformed frame."""
-    keys = registry.select("meter_id", "meter_key", "bucket").lazy()
+    decides (`quantities.PAIR_COLUMNS`) to a conformed frame. `bucket`: the bucket the batch
+    says it holds, whose registry rows are looked in first."""
     window = _day_end_window(cfg)
     kind = pl.col("kind")
     offset = (
@@ -134,9 +140,7 @@ def route(
     # instead of here and again in VEE; the energy in mWh is left to VEE, which runs in the
     # workers (this may run in the coordinator before them).
     heads, run = _runs(frame)
-    found = (
-        pair_attributes(heads.lazy()).join(keys, on="meter_id", how="left", maintain_order="left").collect()
-    )
+    found = _registered(pair_attributes(heads.lazy()).collect(engine="in-memory"), registry, bucket)
     unknown = found.filter(pl.col("bucket").is_null()).select("meter_id").unique()
     if unknown.height:  # an unknown meter's bucket is the hash of its id
         found = (
@@ -156,6 +160,31 @@ def route(
             day=local_day(pl.col("ts") - offset),
         )
         .collect(engine="in-memory")
+    )
+
+
+def _registered(heads: pl.DataFrame, registry: pl.DataFrame, bucket: int | None) -> pl.DataFrame:
+    """`meter_key` and `bucket` of each row's meter from the registry (null when unknown), in
+    the rows' order. With the batch's `bucket`, from that bucket's rows first, and for ids
+    not there, from the registry's rows of those ids: a join builds its table from the
+    registry side, so joining with a worker's whole share cost what the share holds (a
+    batch's lookups 25 ms against 0.7 ms, with half of a million meters)."""
+    keys = registry.select("meter_id", "meter_key", "bucket")
+    if bucket is None:
+        return heads.join(keys, on="meter_id", how="left", maintain_order="left")
+    own = keys.filter(pl.col("bucket") == bucket)
+    found = heads.join(own, on="meter_id", how="left", maintain_order="left")
+    missing = found.filter(pl.col("meter_key").is_null()).get_column("meter_id").unique()
+    elsewhere = keys.filter(pl.col("meter_id").is_in(missing.implode())) if missing.len() else keys.clear()
+    if not elsewhere.height:
+        return found
+    return (
+        found.join(elsewhere, on="meter_id", how="left", maintain_order="left", suffix="_elsewhere")
+        .with_columns(
+            meter_key=pl.coalesce("meter_key", "meter_key_elsewhere"),
+            bucket=pl.coalesce("bucket", "bucket_elsewhere"),
+        )
+        .drop("meter_key_elsewhere", "bucket_elsewhere")
     )
 
 
@@ -223,7 +252,7 @@ def route_direct(
     error of the batch's writer; one outside the batch's days is found when its days are
     all taken (`check_direct_taken`)."""
     rows = direct.batch.read(between=value_stamps(day, cfg))
-    routed = route(rows, registry, batch=direct.index, buckets=buckets, cfg=cfg)
+    routed = route(rows, registry, batch=direct.index, buckets=buckets, cfg=cfg, bucket=direct.bucket)
     stray = routed.filter(pl.col("bucket") != direct.bucket)
     if stray.height:
         meter, bucket = stray.select("meter_id", "bucket").row(0)

@@ -315,13 +315,16 @@ KNOWN = [f"K{n}" for n in range(4)]
             st.integers(-8, 20),
         ),
         max_size=60,
-    )
+    ),
+    said=st.one_of(st.none(), st.sampled_from([0, 1, 2])),
 )
-def test_route_looks_up_each_row_as_a_join_would(rows: list[tuple[Any, ...]]) -> None:
-    """Routing makes its lookups once per run of rows with the same meter, quantity and unit;
-    in any order of rows (runs long or short, nulls included) every row gets what a join of
-    all of them gives: the pair's columns, the meter's key and bucket (-1 and the id's hash
-    for an unknown meter), and with the energy added, `classify`'s columns."""
+def test_route_looks_up_each_row_as_a_join_would(rows: list[tuple[Any, ...]], said: int | None) -> None:
+    """Routing makes its lookups once per run of rows with the same meter, quantity and unit,
+    and, for a batch that says its bucket (`said`), in that bucket's registry rows first; in
+    any order of rows (runs long or short, nulls included, meters of other buckets too)
+    every row gets what a join of all of them gives: the pair's columns, the meter's key and
+    bucket (-1 and the id's hash for an unknown meter), and with the energy added,
+    `classify`'s columns."""
     registry = pl.DataFrame(
         {"meter_id": KNOWN, "meter_key": [7, 3, 9, 1], "bucket": [2, 0, 1, 2]},
         schema={"meter_id": pl.String, "meter_key": pl.Int64, "bucket": pl.Int32},
@@ -334,7 +337,7 @@ def test_route_looks_up_each_row_as_a_join_would(rows: list[tuple[Any, ...]]) ->
         orient="row",
         schema=dict(READING_SCHEMA),
     )
-    routed = route(batch, registry, batch=0, buckets=BUCKETS, cfg=VeeConfig())
+    routed = route(batch, registry, batch=0, buckets=BUCKETS, cfg=VeeConfig(), bucket=said)
     expected = (
         pair_attributes(batch.lazy())
         .join(registry.lazy(), on="meter_id", how="left", maintain_order="left")
