@@ -694,8 +694,9 @@ def _aggregate(
         # a day whose readings are as they were (the day before a new day, aggregated again
         # for its day end) starts from its stored interval sums
         kept = None if wanted else _stored_sums(run, day, buckets, bases)
-        # First what is read from the readings: Polars' collect_all does not share a subplan
-        # between its outputs, and the per-meter interval sums feed both the daily rows and
+        # First what is read from the readings (the day ends and the customers' intervals,
+        # then the per-meter interval sums), each collected once: Polars' collect_all does
+        # not share a subplan between its outputs, and the sums feed both the daily rows and
         # the findings (computed twice, they took 0.41 s per 611,000-row partition, 0.32 s
         # once). The rest is built on these small frames.
         first = [
