@@ -51,7 +51,7 @@ from core.tables import (
     REGISTER_READS,
     REGISTER_READS_SCHEMA,
 )
-from core.timezones import local_midnight_utc
+from core.timezones import local_date, local_midnight_utc
 from ingest import aggregate
 from ingest.accounting import BatchCount, IngestReport, finish, record, tally
 from ingest.config import VeeConfig
@@ -95,6 +95,10 @@ OTHER_DAYS_SHARE: Final = 8
 COMMIT_ORDER: Final = (READINGS, INTERVAL_SUMS, FINDINGS, INTERVALS, REGISTER_READS, DAILY, MONTHLY)
 # Tables a run commits only where it wrote something.
 SPARSE: Final = (INTERVAL_SUMS, INTERVALS)
+# Days of `interval_sums` kept before the run's day: they are read only when a day is
+# aggregated again beside a new one; an older day's are dropped from the manifest (and its
+# files left to `amr store vacuum`), and computed again if ever wanted.
+SUMS_KEPT_DAYS: Final = 7
 
 
 @dataclass(frozen=True)
@@ -450,6 +454,8 @@ def ingest_batches(
     # The coordinator commits what the tasks wrote: readings first, as before, then the aggregates.
     for name in COMMIT_ORDER:
         written = {k: v for r in results for k, v in r.written.get(name, {}).items()}
+        if name == INTERVAL_SUMS:
+            written = {**_stale_sums(run.table(name), _sums_cutoff(moment)), **written}
         if written or name not in SPARSE:
             run.table(name).commit(replace=written)
     report.days_aggregated = sum(r.days_aggregated for r in results)
@@ -710,10 +716,11 @@ def _aggregate(
             # on Polars' streaming engine, whose group-by this is nearly all of: 0.084 -> 0.054 s
             # a 1.2 M-row partition (the rest above is faster in memory)
             intervals = aggregate.interval_days(cur, tou, run.cfg).collect(engine="streaming")
-            keyed_sums = run.with_bucket(intervals, buckets)
-            for bucket, part in _split(keyed_sums, buckets).items():
-                key = partition(date=day, bucket=bucket)
-                sums[key] = [sums_table.write_file(key, part, metadata={SUMS_BASIS_KEY: bases[bucket]})]
+            # kept for the days a later run may aggregate again beside a new one
+            if day >= _sums_cutoff(run.now):
+                for bucket, part in _split(run.with_bucket(intervals, buckets), buckets).items():
+                    key = partition(date=day, bucket=bucket)
+                    sums[key] = [sums_table.write_file(key, part, metadata={SUMS_BASIS_KEY: bases[bucket]})]
         else:
             intervals = kept
         # the register advances feed both as well: collected once (a few rows per meter)
@@ -759,6 +766,22 @@ def _aggregate(
         for key in [partition(month=m, bucket=b)]
     }
     return len(days)
+
+
+def _sums_cutoff(now: dt.datetime) -> dt.date:
+    """The first day whose interval sums are kept (`SUMS_KEPT_DAYS` before the run's day)."""
+    return local_date(now) - dt.timedelta(days=SUMS_KEPT_DAYS)
+
+
+def _stale_sums(table: Table, cutoff: dt.date) -> dict[Partition, list[str]]:
+    """The `interval_sums` partitions of days before `cutoff`, each with no files: committed
+    so, they leave the manifest."""
+    stale: dict[Partition, list[str]] = {}
+    for path in table.manifest().partitions:
+        values = dict(part.split("=", 1) for part in path.split("/"))
+        if dt.date.fromisoformat(values["date"]) < cutoff:
+            stale[partition(date=dt.date.fromisoformat(values["date"]), bucket=int(values["bucket"]))] = []
+    return stale
 
 
 def _stored_sums(run: _Run, day: dt.date, buckets: list[int], bases: dict[int, str]) -> pl.DataFrame | None:

@@ -27,7 +27,7 @@ from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
 from core.timezones import local_midnight_utc
 from ingest.run import run_ingest
-from ingest.schema import READINGS
+from ingest.schema import INTERVAL_SUMS, READINGS
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -465,3 +465,25 @@ def test_a_month_merged_is_sorted_by_meter_and_date(
     assert sorted(merged.get_column("row").to_list()) == sorted(rows)
     keys = merged.select("meter_id", "date").rows()
     assert keys == sorted(keys)
+
+
+def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: StateStore) -> None:
+    """Sums are kept for the days a new one may aggregate again (`SUMS_KEPT_DAYS`); a later
+    run drops older days' from the manifest, and nothing else."""
+    register(state, METERS[:2])
+    land(data_dir, [r for m in METERS[:2] for r in interval_day(m, DAY)])
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    store = MeasurementStore(data_dir)
+    sums = store.table(INTERVAL_SUMS)
+    assert any(f"date={DAY.isoformat()}" in path for path in sums.manifest().partitions)
+    daily_before = store.table(DAILY).scan().collect().sort("meter_id", "date")
+    later = DAY + dt.timedelta(days=ingest_run.SUMS_KEPT_DAYS + 5)
+    land(data_dir, [r for m in METERS[:2] for r in interval_day(m, later)], prefix="later")
+    after = local_midnight_utc(later + dt.timedelta(days=1))
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=after)
+    days = {dict(p.split("=", 1) for p in path.split("/"))["date"] for path in sums.manifest().partitions}
+    cutoff = later + dt.timedelta(days=1) - dt.timedelta(days=ingest_run.SUMS_KEPT_DAYS)
+    assert days and all(dt.date.fromisoformat(d) >= cutoff for d in days)
+    assert later.isoformat() in days
+    daily_after = store.table(DAILY).scan().collect().filter(pl.col("date") <= DAY).sort("meter_id", "date")
+    assert daily_after.equals(daily_before.filter(pl.col("date") <= DAY))
