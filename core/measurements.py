@@ -54,8 +54,14 @@ def partition_path(key: Partition) -> str:
     return "/".join(f"{name}={value}" for name, value in key)
 
 
-def _parse_partition(path: str) -> Partition:
+def parse_partition(path: str) -> Partition:
+    """The key of a partition path as the manifest names it (`partition_path`'s converse)."""
     return tuple(tuple(part.split("=", 1)) for part in path.split("/"))  # type: ignore[misc]
+
+
+def partition_values(path: str) -> dict[str, str]:
+    """A partition path's values by column, e.g. {"date": "2026-11-01", "bucket": "0003"}."""
+    return dict(parse_partition(path))
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class Manifest:
         """Partition paths by column and value, built once per manifest read."""
         index: dict[str, dict[str, set[str]]] = {}
         for path in self.partitions:
-            for name, value in _parse_partition(path):
+            for name, value in parse_partition(path):
                 index.setdefault(name, {}).setdefault(value, set()).add(path)
         return index
 
@@ -232,7 +238,7 @@ class Table:
         for path in sorted(self.root.rglob("*.parquet")):
             if path.name.startswith(".tmp-"):
                 continue
-            key = _parse_partition(str(path.parent.relative_to(self.root)))
+            key = parse_partition(str(path.parent.relative_to(self.root)))
             partitions[key] = [path.name]
         with contextlib.suppress(FileNotFoundError):
             (self.root / MANIFEST).rename(self.root / f"{MANIFEST}.corrupt")

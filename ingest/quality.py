@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from core.buckets import bucket_of
 from core.config import Settings
-from core.measurements import MeasurementStore
+from core.measurements import MeasurementStore, partition_values
 from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.reading import format_decimal
 from core.state import StateStore
@@ -137,7 +137,7 @@ def show(
     bucket = _bucket(state, meter_id, settings)
     if date is None:
         days = [
-            dt.date.fromisoformat(dict(p.split("=", 1) for p in path.split("/"))["date"])
+            dt.date.fromisoformat(partition_values(path)["date"])
             for path in table.manifest().partitions
             if f"bucket={bucket:04d}" in path
         ]

@@ -41,7 +41,15 @@ from core.buckets import bucket_expr
 from core.config import Settings
 from core.executor import Executor, open_executor
 from core.landing import LandingBatch, list_batches
-from core.measurements import MeasurementStore, Partition, Snapshot, Table, partition
+from core.measurements import (
+    MeasurementStore,
+    Partition,
+    Snapshot,
+    Table,
+    parse_partition,
+    partition,
+    partition_values,
+)
 from core.state import StateStore
 from core.tables import (
     DAILY,
@@ -309,8 +317,7 @@ class _Run:
     def readings_days(self, bucket: int) -> set[dt.date]:
         days = {d for d, b in self.pending if b == bucket}
         for path in self.manifests().manifest(READINGS).matching(bucket=bucket):
-            values = dict(part.split("=", 1) for part in path.split("/"))
-            days.add(dt.date.fromisoformat(values["date"]))
+            days.add(dt.date.fromisoformat(partition_values(path)["date"]))
         return days
 
     def meters(self, buckets: list[int]) -> pl.LazyFrame:
@@ -776,12 +783,10 @@ def _sums_cutoff(now: dt.datetime) -> dt.date:
 def _stale_sums(table: Table, cutoff: dt.date) -> dict[Partition, list[str]]:
     """The `interval_sums` partitions of days before `cutoff`, each with no files: committed
     so, they leave the manifest."""
-    stale: dict[Partition, list[str]] = {}
-    for path in table.manifest().partitions:
-        values = dict(part.split("=", 1) for part in path.split("/"))
-        if dt.date.fromisoformat(values["date"]) < cutoff:
-            stale[partition(date=dt.date.fromisoformat(values["date"]), bucket=int(values["bucket"]))] = []
-    return stale
+    paths = table.manifest().partitions
+    return {
+        parse_partition(p): [] for p in paths if dt.date.fromisoformat(partition_values(p)["date"]) < cutoff
+    }
 
 
 def _stored_sums(run: _Run, day: dt.date, buckets: list[int], bases: dict[int, str]) -> pl.DataFrame | None:

@@ -21,7 +21,7 @@ import ingest.run as ingest_run
 from core.buckets import bucket_of
 from core.executor import LocalExecutor
 from core.landing import LandingBatch, write_batch
-from core.measurements import MeasurementStore, Table
+from core.measurements import MeasurementStore, Table, partition_values
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
@@ -481,7 +481,7 @@ def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: 
     land(data_dir, [r for m in METERS[:2] for r in interval_day(m, later)], prefix="later")
     after = local_midnight_utc(later + dt.timedelta(days=1))
     run_ingest(data_dir, state, settings=settings_for(data_dir), now=after)
-    days = {dict(p.split("=", 1) for p in path.split("/"))["date"] for path in sums.manifest().partitions}
+    days = {partition_values(path)["date"] for path in sums.manifest().partitions}
     cutoff = later + dt.timedelta(days=1) - dt.timedelta(days=ingest_run.SUMS_KEPT_DAYS)
     assert days and all(dt.date.fromisoformat(d) >= cutoff for d in days)
     assert later.isoformat() in days
