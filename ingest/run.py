@@ -103,6 +103,11 @@ OTHER_DAYS_SHARE: Final = 8
 COMMIT_ORDER: Final = (READINGS, INTERVAL_SUMS, FINDINGS, INTERVALS, REGISTER_READS, DAILY, MONTHLY)
 # Tables a run commits only where it wrote something.
 SPARSE: Final = (INTERVAL_SUMS, INTERVALS)
+# Stages inside VEE and aggregation timed apart, as task seconds in the report: what a run
+# does beyond validation, store and the daily and TOU aggregates (docs/ingest.md, Scale).
+ESTIMATION: Final = "estimation"
+CUSTOMER_INTERVALS: Final = "customer_intervals"
+STAGES: Final = (ESTIMATION, CUSTOMER_INTERVALS)
 # Days of `interval_sums` kept before the run's day: they are read only when a day is
 # aggregated again beside a new one; an older day's are dropped from the manifest (and its
 # files left to `amr store vacuum`), and computed again if ever wanted.
@@ -218,6 +223,16 @@ class _Run:
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
     # direct batches' days not handed out yet and rows handed out, by batch index
     direct_left: dict[int, tuple[set[dt.date], int]] = field(default_factory=dict)
+    # seconds of the stages inside VEE and aggregation that the report names (`STAGES`)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
     def direct_rows(self, direct: Direct, day: dt.date) -> pl.DataFrame | None:
         """A direct batch's rows of `day`, routed as staged rows are (None when it has none);
@@ -467,8 +482,8 @@ def ingest_batches(
             run.table(name).commit(replace=written)
     report.days_aggregated = sum(r.days_aggregated for r in results)
     # task seconds summed over tasks (on a cluster, more than the wall time)
-    report.seconds["vee"] = sum(r.seconds.get("vee", 0.0) for r in results)
-    report.seconds["aggregate"] = sum(r.seconds.get("aggregate", 0.0) for r in results)
+    for stage in ("vee", "aggregate", *STAGES):
+        report.seconds[stage] = sum(r.seconds.get(stage, 0.0) for r in results)
     report.seconds["tasks_wall"] = time.perf_counter() - clock - report.seconds["staging"]
     with state.transaction() as conn:
         record(conn, report)
@@ -513,7 +528,7 @@ def _works(
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
                 pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
                 stored_rows={},
-                snapshot=None, direct_left={},
+                snapshot=None, direct_left={}, seconds={},
             ),
             keys=[key for key in touched if key[1] in share],
             staged=staged,
@@ -554,7 +569,7 @@ def _task(work: _Work) -> _Result:
         estimates=estimates,
         replaced=replaced,
         days_aggregated=days_aggregated,
-        seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done},
+        seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done, **run.seconds},
         partitions=len(validated),
     )
 
@@ -630,7 +645,9 @@ def _vee_group(
         day_decisions=run.day_decisions.filter(pl.col("date") == day),
     )
     vee = plan(inputs, run.cfg, run.now)
-    readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
+    # the rules' results are collected in `plan`; what is left is the estimates
+    with run.stage(ESTIMATION):
+        readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
     split = _split(run.with_bucket(readings, buckets), buckets, keep_empty=False)
     for bucket, part in split.items():
@@ -716,9 +733,11 @@ def _aggregate(
             aggregate.day_ends(prev, cur, nxt, day, run.cfg),
             aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
         ]
+        ends, start = pl.collect_all(first, engine=ENGINE)
+        interval_rows = None
         if wanted:
-            first.append(aggregate.customer_intervals(cur, tou, run.cfg))
-        ends, start, *interval_rows = pl.collect_all(first, engine=ENGINE)
+            with run.stage(CUSTOMER_INTERVALS):
+                interval_rows = aggregate.customer_intervals(cur, tou, run.cfg).collect(engine=ENGINE)
         if kept is None:
             # on Polars' streaming engine, whose group-by this is nearly all of: 0.084 -> 0.054 s
             # a 1.2 M-row partition (the rest above is faster in memory)
@@ -745,11 +764,14 @@ def _aggregate(
             cfg=run.cfg,
         ).collect(engine=ENGINE)
         regs = ends.select("meter_key", *REGISTER_READS_SCHEMA)
-        if interval_rows:
-            keyed = run.with_bucket(interval_rows[0], buckets, key="meter_id")
-            for bucket, part in _split(keyed, wanted).items():
-                key = partition(date=day, bucket=bucket)
-                published[key] = _publish_intervals(interval_table, key, part.select(list(INTERVALS_SCHEMA)))
+        if interval_rows is not None:
+            with run.stage(CUSTOMER_INTERVALS):
+                keyed = run.with_bucket(interval_rows, buckets, key="meter_id")
+                for bucket, part in _split(keyed, wanted).items():
+                    key = partition(date=day, bucket=bucket)
+                    published[key] = _publish_intervals(
+                        interval_table, key, part.select(list(INTERVALS_SCHEMA))
+                    )
         month = day.strftime("%Y-%m")
         daily_parts = _split(run.with_bucket(day_rows, buckets, key="meter_id"), buckets)
         regs_parts = _split(run.with_bucket(regs, buckets), buckets)

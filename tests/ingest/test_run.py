@@ -171,6 +171,20 @@ def test_taking_the_same_batch_twice_changes_nothing(
     assert hashed == []
 
 
+def test_the_report_times_estimation_and_customers_intervals_apart(
+    data_dir: Path, state: StateStore
+) -> None:
+    """The stages beyond the issue's core are timed inside their tasks' VEE and aggregation."""
+    register(state, ["M1"])
+    gap = {local_midnight_utc(DAY) + STEP * k for k in (40, 41)}
+    land(data_dir, [r for r in interval_day("M1", DAY) if r["ts"] not in gap])
+    report = run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    assert report.estimates == 2
+    seconds = report.seconds
+    assert 0 < seconds["estimation"] < seconds["vee"]
+    assert 0 < seconds["customer_intervals"] < seconds["aggregate"]
+
+
 def test_gap_is_estimated_then_replaced_by_late_data(data_dir: Path, state: StateStore) -> None:
     register(state, ["M1"])
     full = interval_day("M1", DAY)
