@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from core.measurements import MANIFEST, Manifest, MeasurementStore
+from core.measurements import MANIFEST, Manifest, MeasurementStore, partition_values
 from core.tables import BILLS, DAILY, INTERVALS
 from portal_api.errors import SnapshotUnavailable
 
@@ -67,7 +67,7 @@ def _digest(names: tuple[str, ...]) -> str:
 
 
 def _key(table: str, partition_path: str) -> Key | None:
-    values = dict(part.split("=", 1) for part in partition_path.split("/") if "=" in part)
+    values = partition_values(partition_path)
     period = values.get(_PERIOD_FIELD[table])
     bucket = values.get("bucket")
     if period is None or bucket is None or not bucket.isdigit():
