@@ -19,9 +19,9 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from core.buckets import bucket_of
 from core.errors import ContractError
 from core.fleet import FLEET_COLUMNS, OPTIONAL_COLUMNS, FleetRow
+from core.meter_rows import save_meters
 from core.meter_url import MeterUrl
 from core.state import StateStore
 from headend.errors import FleetFileError, HeadendError, MeterNotFound
@@ -185,43 +185,9 @@ def _upsert(
     state: StateStore, rows: Sequence[FleetRow], *, buckets: int, report: ImportReport
 ) -> None:
     with state.transaction() as conn:
-        existing = {r[0]: r[1] for r in conn.execute(sa.text("SELECT meter_id, meter_key FROM meters"))}
-        next_key = max(existing.values(), default=0) + 1
-        params = []
-        for row in rows:
-            key = existing.get(row.meter_id)
-            if key is None:
-                key, next_key = next_key, next_key + 1
-                report.inserted += 1
-            else:
-                report.updated += 1
-            attributes = row.attributes()
-            params.append({
-                "meter_id": row.meter_id, "meter_key": key, "customer_code": row.customer_code,
-                "url": row.url,
-                "protocol": row.meter_url.protocol, "model": row.model, "route": row.route,
-                "bucket": bucket_of(row.meter_id, buckets), "ct": row.ct_ratio, "vt": row.vt_ratio,
-                "installed_on": row.installed_on.isoformat() if row.installed_on else None,
-                "removed_on": row.removed_on.isoformat() if row.removed_on else None,
-                "attributes": json.dumps(attributes, sort_keys=True),
-            })
-        if params:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO meters (meter_id, meter_key, customer_code, url, protocol, model, route,"
-                    " bucket, ct_ratio, vt_ratio, installed_on, removed_on, attributes, updated_at) VALUES"
-                    " (:meter_id, :meter_key, :customer_code, :url, :protocol, :model, :route, :bucket,"
-                    " :ct, :vt,"
-                    " :installed_on, :removed_on, :attributes, CURRENT_TIMESTAMP)"
-                    " ON CONFLICT (meter_id) DO UPDATE SET customer_code = excluded.customer_code,"
-                    " url = excluded.url, protocol = excluded.protocol, model = excluded.model,"
-                    " route = excluded.route, bucket = excluded.bucket, ct_ratio = excluded.ct_ratio,"
-                    " vt_ratio = excluded.vt_ratio, installed_on = excluded.installed_on,"
-                    " removed_on = excluded.removed_on, attributes = excluded.attributes,"
-                    " updated_at = CURRENT_TIMESTAMP"
-                ),
-                params,
-            )
+        inserted, updated = save_meters(conn, rows, buckets=buckets)
+    report.inserted += inserted
+    report.updated += updated
 
 
 _SELECT = (

@@ -7,7 +7,6 @@ per-meter limits come from the `attributes` JSON, vectorised (no per-row Python)
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from core.buckets import bucket_of
 from core.errors import ContractError
 from core.fleet import FleetRow
+from core.meter_rows import save_meters
 from core.state import StateStore
 from ingest.config import VeeConfig
 from ingest.errors import ImportRefused
@@ -121,38 +120,11 @@ def register_fleet(state: StateStore, path: Path, *, buckets: int) -> int:
             ) from exc
         except ContractError as exc:  # the meter URL's own check
             raise ImportRefused(f"fleet file {path}, row {line}: {exc}", hint=exc.hint) from exc
-    added = 0
     with state.transaction() as conn:
         known = {r[0] for r in conn.execute(sa.text("SELECT meter_id FROM meters"))}
-        next_key = int(conn.execute(sa.text("SELECT COALESCE(MAX(meter_key), 0) FROM meters")).scalar_one())
-        for row in rows:
-            if row.meter_id in known:
-                continue
-            next_key += 1
-            known.add(row.meter_id)
-            attributes = row.attributes()
-            conn.execute(
-                sa.text(
-                    "INSERT INTO meters (meter_id, meter_key, customer_code, url, protocol, model, route, "
-                    "bucket, ct_ratio, vt_ratio, installed_on, removed_on, attributes) VALUES "
-                    "(:meter_id, :key, :customer, :url, :protocol, :model, :route, :bucket, :ct, :vt, "
-                    ":installed, :removed, :attributes)"
-                ),
-                {
-                    "meter_id": row.meter_id,
-                    "key": next_key,
-                    "customer": row.customer_code,
-                    "url": row.url,
-                    "protocol": row.meter_url.protocol,
-                    "model": row.model,
-                    "route": row.route,
-                    "bucket": bucket_of(row.meter_id, buckets),
-                    "ct": row.ct_ratio,
-                    "vt": row.vt_ratio,
-                    "installed": row.installed_on,
-                    "removed": row.removed_on,
-                    "attributes": json.dumps(attributes),
-                },
-            )
-            added += 1
+        new: dict[str, FleetRow] = {}
+        for row in rows:  # a meter the file gives twice: its first row
+            if row.meter_id not in known:
+                new.setdefault(row.meter_id, row)
+        added, _ = save_meters(conn, list(new.values()), buckets=buckets)
     return added

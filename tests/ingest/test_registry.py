@@ -35,6 +35,21 @@ def test_fleet_registers_new_meters_once(state: StateStore, tmp_path: Path) -> N
     assert sorted(load_registry(state).get_column("meter_key").to_list()) == [1, 2]
 
 
+def test_fleet_leaves_known_meters_as_they_are_and_takes_a_meters_first_row(
+    state: StateStore, tmp_path: Path
+) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text("meter_id,url,route\nF1,dlms+tcp://10.0.0.1:4059,R1\n")
+    register_fleet(state, fleet, buckets=4)
+    fleet.write_text(
+        "meter_id,url,route\nF1,dlms+tcp://10.0.0.1:4059,R9\nF2,dlms+tcp://10.0.0.2:4059,R2\n"
+        "F2,dlms+tcp://10.0.0.2:4059,R3\n"
+    )
+    assert register_fleet(state, fleet, buckets=4) == 1
+    routes = dict(load_registry(state).select("meter_id", "route").iter_rows())
+    assert routes == {"F1": "R1", "F2": "R2"}
+
+
 def test_a_bad_fleet_row_refuses_the_file(state: StateStore, tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.csv"
     fleet.write_text("meter_id,url\nF1,dlms+tcp://10.0.0.1:4059\nF 2,ftp://x\n")
