@@ -645,7 +645,8 @@ def _vee_group(
         day_decisions=run.day_decisions.filter(pl.col("date") == day),
     )
     vee = plan(inputs, run.cfg, run.now)
-    # the rules' results are collected in `plan`; what is left is the estimates
+    # the rules' results are collected in `plan`; what is left is the estimates, joined to
+    # the partition's rows
     with run.stage(ESTIMATION):
         readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
@@ -724,11 +725,12 @@ def _aggregate(
         # a day whose readings are as they were (the day before a new day, aggregated again
         # for its day end) starts from its stored interval sums
         kept = None if wanted else _stored_sums(run, day, buckets, bases)
-        # First what is read from the readings (the day ends and the customers' intervals,
-        # then the per-meter interval sums), each collected once: Polars' collect_all does
-        # not share a subplan between its outputs, and the sums feed both the daily rows and
-        # the findings (computed twice, they took 0.41 s per 611,000-row partition, 0.32 s
-        # once). The rest is built on these small frames.
+        # First what is read from the readings (the day ends, the customers' intervals, then
+        # the per-meter interval sums), each collected once: Polars' collect_all does not
+        # share a subplan between its outputs, and the sums feed both the daily rows and the
+        # findings (computed twice, they took 0.41 s per 611,000-row partition, 0.32 s once).
+        # The rest is built on these small frames. The customers' intervals are collected on
+        # their own, so the report can time them (`CUSTOMER_INTERVALS`).
         first = [
             aggregate.day_ends(prev, cur, nxt, day, run.cfg),
             aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
