@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ingest.run as ingest_run
+import ingest.aggregate_days as aggregate_days
 from core.buckets import bucket_of
 from core.executor import LocalExecutor
 from core.landing import LandingBatch, write_batch
@@ -400,7 +400,7 @@ def _two_days_apart(
     # the new day without the reads at its midnight (the day before's values): it is not touched
     land(data_dir, [r for m in METERS[:3] for r in interval_day(m, DAY) if r["ts"] != midnight])
     used: list[tuple[dt.date, bool]] = []
-    real = ingest_run._stored_sums
+    real = aggregate_days.stored_sums
 
     def stored_sums(run: Any, day: dt.date, buckets: list[int], bases: dict[int, str]) -> Any:
         found = real(run, day, buckets, bases) if reuse else None
@@ -408,7 +408,7 @@ def _two_days_apart(
         return found
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest_run, "_stored_sums", stored_sums)
+        patch.setattr(aggregate_days, "stored_sums", stored_sums)
         run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
     return used
 
@@ -474,7 +474,7 @@ def test_a_month_merged_is_sorted_by_meter_and_date(
     old, new = frame_of(kept), frame_of(fresh).with_columns(pl.col("row") + 1000)
     if sort_kept:
         old = old.sort("meter_id", "date")
-    merged = ingest_run._by_meter_and_date(old, new)
+    merged = aggregate_days.by_meter_and_date(old, new)
     rows = old.get_column("row").to_list() + new.get_column("row").to_list()
     assert sorted(merged.get_column("row").to_list()) == sorted(rows)
     keys = merged.select("meter_id", "date").rows()
@@ -491,12 +491,12 @@ def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: 
     sums = store.table(INTERVAL_SUMS)
     assert any(f"date={DAY.isoformat()}" in path for path in sums.manifest().partitions)
     daily_before = store.table(DAILY).scan().collect().sort("meter_id", "date")
-    later = DAY + dt.timedelta(days=ingest_run.SUMS_KEPT_DAYS + 5)
+    later = DAY + dt.timedelta(days=aggregate_days.SUMS_KEPT_DAYS + 5)
     land(data_dir, [r for m in METERS[:2] for r in interval_day(m, later)], prefix="later")
     after = local_midnight_utc(later + dt.timedelta(days=1))
     run_ingest(data_dir, state, settings=settings_for(data_dir), now=after)
     days = {partition_values(path)["date"] for path in sums.manifest().partitions}
-    cutoff = later + dt.timedelta(days=1) - dt.timedelta(days=ingest_run.SUMS_KEPT_DAYS)
+    cutoff = later + dt.timedelta(days=1) - dt.timedelta(days=aggregate_days.SUMS_KEPT_DAYS)
     assert days and all(dt.date.fromisoformat(d) >= cutoff for d in days)
     assert later.isoformat() in days
     daily_after = store.table(DAILY).scan().collect().filter(pl.col("date") <= DAY).sort("meter_id", "date")

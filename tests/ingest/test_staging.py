@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ingest.run as ingest_run
+import ingest.run_state as run_state
+import ingest.vee_days as vee_days
 from core.buckets import bucket_expr, bucket_of
 from core.landing import LAST_TS_KEY, LandingBatch, list_batches, write_batch
 from core.measurements import MeasurementStore
@@ -263,15 +265,15 @@ def test_a_small_day_after_big_ones_is_not_one_plan_over_their_buckets(
         write_batch(tmp_path, frame(records), bucket=bucket)
     # a full day is 98 readings; a plan of the day after reads the day before's (counted an
     # eighth: 12) and its own one: two buckets' would be 26
-    monkeypatch.setattr(ingest_run, "GROUP_ROWS", 20)
+    monkeypatch.setattr(run_state, "GROUP_ROWS", 20)
     plans: list[tuple[dt.date, int]] = []
-    real_plan = ingest_run.plan
+    real_plan = vee_days.plan
 
     def spy(inputs: Any, cfg: Any, now: Any) -> Any:
         plans.append((inputs.day, inputs.meters.collect().height))
         return real_plan(inputs, cfg, now)
 
-    monkeypatch.setattr(ingest_run, "plan", spy)
+    monkeypatch.setattr(vee_days, "plan", spy)
     report = run_ingest(tmp_path, state, settings=settings_for(tmp_path), now=AFTER)
     assert report.balanced and len(meters) == BUCKETS
     day_after = [n for day, n in plans if day == DAY + dt.timedelta(days=1)]

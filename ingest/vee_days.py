@@ -1,0 +1,72 @@
+"""VEE of a day's partitions of some buckets in one task: the plan's inputs gathered from
+the store and this run's staged rows, the plan collected, the partitions' files written
+(committed later by the coordinator, `ingest.run`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from core.measurements import partition
+from ingest import aggregate
+from ingest.estimate import like_days
+from ingest.localtime import local_day
+from ingest.run_state import DAY, ESTIMATION, Run, split_by_bucket
+from ingest.schema import READINGS, READINGS_SCHEMA
+from ingest.staging import PartitionKey, Staged
+from ingest.vee import ENGINE, VeeInputs, plan
+
+
+def validate_group(
+    run: Run,
+    day: dt.date,
+    group: list[int],
+    staged: Staged,
+    *,
+    later: set[int],
+    sure: frozenset[PartitionKey],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[int]] | None:
+    """VEE of a day's partitions of some buckets, their files written for the commit, and
+    the buckets validated: those in `sure`, and the others whose direct batches had rows of
+    the day (a batch's day range is wider than its readings' days: an empty day is not
+    touched, as it would not be had the batch been staged). `later`: buckets with later days
+    in this task, whose history needs this day's energy."""
+    new, fed = run.new_rows(staged, day, group)
+    buckets = [b for b in group if b in fed or (day, b) in sure]
+    if not buckets:
+        return None
+    available = set().union(*(run.readings_days(b) for b in buckets)) - {day}
+    likes = like_days(day, available, run.cfg)
+    like_frames = [run.group_readings(d, buckets).filter(pl.col("mwh").is_not_null()) for d in likes]
+    empty = pl.LazyFrame(schema=READINGS_SCHEMA)
+    like = pl.concat(like_frames, how="vertical_relaxed") if like_frames else empty
+    inputs = VeeInputs(
+        day=day,
+        existing=run.group_readings(day, buckets),
+        new=new,
+        previous=run.group_readings(day - DAY, buckets),
+        meters=run.meters(buckets),
+        history=run.daily_history(day, buckets),
+        like=like,
+        decisions=run.decisions.filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
+        day_decisions=run.day_decisions.filter(pl.col("date") == day),
+    )
+    vee = plan(inputs, run.cfg, run.now)
+    # the rules' results are collected in `plan`; what is left is the estimates, joined to
+    # the partition's rows
+    with run.stage(ESTIMATION):
+        readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
+    table = run.table(READINGS)
+    split = split_by_bucket(run.with_bucket(readings, buckets), buckets, keep_empty=False)
+    for bucket, part in split.items():
+        key = (day, bucket)
+        name = table.write_file(partition(date=day, bucket=bucket), part.select(list(READINGS_SCHEMA)))
+        run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
+        run.pending_names[key] = name
+        run.pending_rows[key] = part.height
+        if bucket in later:
+            run.provisional_daily[key] = aggregate.interval_energy(part.lazy(), day).collect()
+    # estimates by method: a row has a method exactly when it is an estimate (`vee.plan`)
+    estimates = readings.get_column("method").drop_nulls().value_counts()
+    return outcomes, estimates, gone, buckets
