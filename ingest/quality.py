@@ -138,8 +138,7 @@ def show(
     if date is None:
         days = [
             dt.date.fromisoformat(partition_values(path)["date"])
-            for path in table.manifest().partitions
-            if f"bucket={bucket:04d}" in path
+            for path in table.manifest().matching(bucket=bucket)
         ]
         for day in sorted(days, reverse=True):
             frame = (
