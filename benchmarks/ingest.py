@@ -404,8 +404,10 @@ def score(data_dir: Path) -> dict[str, float]:
 def core_seconds(seconds: dict[str, float], elapsed: float) -> float:
     """The run's wall time less what its estimation and customers' intervals stages took, by
     their share of the tasks' seconds (the stages run inside the tasks, on every worker)."""
+    from ingest.run_state import STAGES  # estimation, customers' intervals
+
     tasks = seconds["vee"] + seconds["aggregate"]
-    extra = seconds["estimation"] + seconds["customer_intervals"]
+    extra = sum(seconds[stage] for stage in STAGES)
     return elapsed - seconds["tasks_wall"] * extra / tasks
 
 
