@@ -30,6 +30,9 @@ INTERPOLATION = "interpolation"
 LIKE_DAY = "like_day"
 OUTAGE = "outage"
 DAY_EDIT = "day_edit"
+SCALED = "+scaled"  # suffix of an estimate scaled to the register's advance
+# every method an estimate can carry, stored as an enumeration (as `codes.STATE`)
+METHOD = pl.Enum([m + suffix for m in (INTERPOLATION, LIKE_DAY, OUTAGE, DAY_EDIT) for suffix in ("", SCALED)])
 
 
 def day_type(day: dt.date) -> int:
@@ -341,7 +344,7 @@ def scale_to_registers(gaps: pl.LazyFrame, valid: pl.LazyFrame, registers: pl.La
         .with_columns(_scaled=pl.col("_share") - pl.col("_share").shift(1, fill_value=0).over("meter_key"))
         .with_columns(
             mwh=pl.when(do_scale).then(pl.col("_scaled")).otherwise(pl.col("mwh")),
-            method=pl.when(do_scale).then(pl.col("method") + "+scaled").otherwise(pl.col("method")),
+            method=pl.when(do_scale).then(pl.col("method") + SCALED).otherwise(pl.col("method")),
         )
         .select("meter_key", "meter_id", "quantity", "ts", "mwh", "method")
     )

@@ -29,7 +29,7 @@ from ingest.codes import DAY_RULES, QUARANTINED, SUSPECT, VALID
 from ingest.errors import ReviewError
 from ingest.registry import load_registry
 from ingest.run import reaggregate
-from ingest.schema import FINDINGS, FINDINGS_SCHEMA, READINGS, READINGS_SCHEMA
+from ingest.schema import FINDINGS, FINDINGS_SCHEMA, READINGS, READINGS_SCHEMA, scan_readings
 
 ACTIONS = ("accept", "reject", "edit")
 SHOW_COLUMNS = (
@@ -92,7 +92,7 @@ def report(
     method; for one local day and/or one route, or everything."""
     store = MeasurementStore(data_dir)
     meters = _route_meters(state, route)
-    readings = store.table(READINGS).scan(READINGS_SCHEMA, date=date)
+    readings = scan_readings(store.table(READINGS).files(date=date))
     found = store.table(FINDINGS).scan(FINDINGS_SCHEMA, date=date)
     if meters is not None:
         readings = readings.filter(pl.col("meter_id").is_in(meters))
@@ -142,7 +142,7 @@ def show(
         ]
         for day in sorted(days, reverse=True):
             frame = (
-                table.scan(READINGS_SCHEMA, date=day, bucket=bucket)
+                scan_readings(table.files(date=day, bucket=bucket))
                 .filter(pl.col("meter_id") == meter_id)
                 .select(SHOW_COLUMNS)
                 .sort("quantity", "ts")
@@ -152,7 +152,7 @@ def show(
                 return frame
         return pl.DataFrame(schema={c: READINGS_SCHEMA[c] for c in SHOW_COLUMNS})
     return (
-        table.scan(READINGS_SCHEMA, date=date, bucket=bucket)
+        scan_readings(table.files(date=date, bucket=bucket))
         .filter(pl.col("meter_id") == meter_id)
         .select(SHOW_COLUMNS)
         .sort("quantity", "ts")
@@ -167,7 +167,7 @@ def review_queue(
     by a day rule only (the intervals of a zero run) is decided with its day finding, in the
     day queue: listing each of its tens of intervals here would bury the rest."""
     suspect = "|".join(sorted(SUSPECT - DAY_RULES))
-    readings = MeasurementStore(data_dir).table(READINGS).scan(READINGS_SCHEMA, date=date)
+    readings = scan_readings(MeasurementStore(data_dir).table(READINGS).files(date=date))
     queue = readings.filter(
         (pl.col("state") == QUARANTINED)
         | (
@@ -235,7 +235,7 @@ def decide(
     days = [day - dt.timedelta(days=1), day]
     table = MeasurementStore(data_dir).table(READINGS)
     rows = (
-        table.scan(READINGS_SCHEMA, date=days, bucket=bucket)
+        scan_readings(table.files(date=days, bucket=bucket))
         .filter(
             (pl.col("meter_id") == meter_id)
             & (pl.col("quantity") == quantity)

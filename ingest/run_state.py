@@ -19,7 +19,7 @@ from core.buckets import bucket_expr
 from core.measurements import MeasurementStore, Snapshot, Table, partition_values
 from core.tables import DAILY, DAILY_SCHEMA
 from ingest.config import VeeConfig
-from ingest.schema import READINGS, READINGS_SCHEMA
+from ingest.schema import READINGS, scan_readings
 from ingest.staging import Direct, PartitionKey, Staged, check_direct_taken, route_direct
 from ingest.tou import Calendar
 from ingest.vee import STAGED_SCHEMA
@@ -123,9 +123,7 @@ class Run:
         for b in buckets:
             pending = self.pending.get((day, b))
             files.extend([pending] if pending else self.files(READINGS, date=day, bucket=b))
-        if not files:
-            return pl.LazyFrame(schema=READINGS_SCHEMA)
-        return pl.scan_parquet(files)
+        return scan_readings(files)
 
     def readings_names(self, day: dt.date, bucket: int) -> list[str]:
         """The names of a partition's readings files as this run sees them (`group_readings`)."""

@@ -9,11 +9,16 @@ Partitions: `readings` and `findings` by (date, bucket), `monthly` by (month, bu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import polars as pl
 
 from core.reading import READING_SCHEMA
+from ingest.codes import REASON, STATE
+from ingest.estimate import METHOD
 
 READINGS = "readings"
 FINDINGS = "findings"
@@ -24,10 +29,10 @@ READINGS_SCHEMA: Mapping[str, pl.DataType] = {
     "meter_key": pl.Int64(),  # registry key; -1 for a meter the registry does not know
     **READING_SCHEMA,
     "mwh": pl.Int64(),  # energy normalised to milliwatt-hours (exact); null when not energy
-    "state": pl.String(),  # valid, quarantined, rejected, estimated
-    "reason": pl.String(),  # quarantine reason code, null otherwise
+    "state": STATE,  # valid, quarantined, rejected, estimated
+    "reason": REASON,  # quarantine reason code, null otherwise
     "flags": pl.String(),  # comma-separated suspect and info flags, null when none
-    "method": pl.String(),  # estimation method, null for measured readings
+    "method": METHOD,  # estimation method, null for measured readings
 }
 READINGS_COLUMNS = tuple(READINGS_SCHEMA)
 
@@ -72,3 +77,30 @@ MONTHLY_SCHEMA: Mapping[str, pl.DataType] = {
 
 def empty(schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     return pl.LazyFrame(schema=dict(schema))
+
+
+# Columns stored as text before they were enumerations (stores written before 2026-11-27).
+_ENUMERATED = ("state", "reason", "method")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _enumerated(path: Path) -> bool:
+    """Whether a readings file stores the enumerations (store files never change once
+    written, so the answer is kept)."""
+    schema = pl.read_parquet_schema(path)
+    return all(schema.get(name) == READINGS_SCHEMA[name] for name in _ENUMERATED)
+
+
+def scan_readings(files: Sequence[Path]) -> pl.LazyFrame:
+    """The readings of some files as one scan, in `READINGS_SCHEMA` and the files' order.
+    Files written before the state, reason and method were enumerations are read as text and
+    cast: one Parquet scan can neither mix the two nor cast between them as it reads."""
+    if not files:
+        return pl.LazyFrame(schema=dict(READINGS_SCHEMA))
+    scans = []
+    for current, run in itertools.groupby(files, key=_enumerated):
+        scan = pl.scan_parquet(list(run))
+        if not current:
+            scan = scan.with_columns(pl.col(c).cast(READINGS_SCHEMA[c]) for c in _ENUMERATED)
+        scans.append(scan)
+    return scans[0] if len(scans) == 1 else pl.concat(scans)

@@ -20,7 +20,7 @@ from core.reading import (
     STATUS_DATA_NOT_VALID,
     STATUS_POWER_DOWN,
 )
-from ingest.codes import EVENT_POWER_DOWN, EVENT_POWER_UP, Reason
+from ingest.codes import EVENT_POWER_DOWN, EVENT_POWER_UP, REASON, Reason
 from ingest.config import VeeConfig
 from ingest.quantities import EVENT, INTERVAL, REGISTER
 
@@ -29,7 +29,7 @@ CLEAN = pl.col("reason").is_null()
 
 
 def quarantine(cond: pl.Expr, reason: Reason) -> pl.Expr:
-    return pl.when(CLEAN & cond).then(pl.lit(str(reason))).otherwise(pl.col("reason")).alias("reason")
+    return pl.when(CLEAN & cond).then(pl.lit(str(reason), REASON)).otherwise(pl.col("reason")).alias("reason")
 
 
 def flag(cond: pl.Expr, code: Reason) -> pl.Expr:

@@ -20,9 +20,9 @@ from core.obis import ACTIVE_IMPORT_INTERVAL
 from core.reading import READING_COLUMNS
 from core.timezones import local_midnight_utc
 from ingest.aggregate import advances, day_end_registers
-from ingest.codes import ESTIMATED, QUARANTINED, REJECTED, VALID, Reason
+from ingest.codes import ESTIMATED, QUARANTINED, REASON, REJECTED, STATE, VALID, Reason
 from ingest.config import VeeConfig
-from ingest.estimate import estimate, like_day_meters, missing_slots
+from ingest.estimate import METHOD, estimate, like_day_meters, missing_slots
 from ingest.quantities import (
     CLASS_COLUMNS,
     INTERVAL,
@@ -154,16 +154,16 @@ def apply_decisions(lf: pl.LazyFrame, decisions: pl.LazyFrame) -> pl.LazyFrame:
     accepted = (pl.col("_action") == "accept") & same
     state = (
         pl.when(accepted)
-        .then(pl.lit(VALID))
+        .then(pl.lit(VALID, STATE))
         .when(pl.col("_action") == "accept")
-        .then(pl.lit(REJECTED))
+        .then(pl.lit(REJECTED, STATE))
         .when((pl.col("_action") == "reject") & same)
-        .then(pl.lit(REJECTED))
+        .then(pl.lit(REJECTED, STATE))
         .when(pl.col("_edited"))
-        .then(pl.lit(VALID))
+        .then(pl.lit(VALID, STATE))
         .when(pl.col("reason").is_not_null())
-        .then(pl.lit(QUARANTINED))
-        .otherwise(pl.lit(VALID))
+        .then(pl.lit(QUARANTINED, STATE))
+        .otherwise(pl.lit(VALID, STATE))
     )
     flags = (
         pl.when(accepted.fill_null(False))
@@ -185,7 +185,7 @@ def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(_day=pl.col("_day").fill_null(False) & (pl.col("kind") == INTERVAL))
     )
     return hit.with_columns(
-        state=pl.when(pl.col("_day")).then(pl.lit(REJECTED)).otherwise(pl.col("state")),
+        state=pl.when(pl.col("_day")).then(pl.lit(REJECTED, STATE)).otherwise(pl.col("state")),
         flags=pl.when(pl.col("_day"))
         .then(
             pl.concat_str([pl.col("flags"), pl.lit("," + Reason.DAY_REJECTED)], ignore_nulls=True)
@@ -255,7 +255,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         pl.concat([kept, context], how="diagonal_relaxed")
         .join(meters, on="meter_key", how="left", maintain_order="left")
         .join(hist, on="meter_key", how="left", maintain_order="left")
-        .with_columns(reason=pl.lit(None, pl.String), flags=pl.lit(""))
+        .with_columns(reason=pl.lit(None, REASON), flags=pl.lit(""))
         .cache()
     )
     validated = validate(rows, cfg, now, presorted=True)
@@ -263,7 +263,9 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         validated = apply_decisions(validated, inputs.decisions.lazy())
     else:
         validated = validated.with_columns(
-            state=pl.when(pl.col("reason").is_not_null()).then(pl.lit(QUARANTINED)).otherwise(pl.lit(VALID))
+            state=pl.when(pl.col("reason").is_not_null())
+            .then(pl.lit(QUARANTINED, STATE))
+            .otherwise(pl.lit(VALID, STATE))
         )
     checked = validated.filter(~pl.col("_context"))
     checked = checked.with_columns(
@@ -271,7 +273,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         # no flags is stored as null, not "": Polars writes a column of empty strings to
         # Parquet ten times slower than any other (0.10 of 0.20 s a 611,000-row partition)
         flags=pl.when(pl.col("flags") != "").then(pl.col("flags").str.strip_prefix(",")),
-        method=pl.lit(None, pl.String),
+        method=pl.lit(None, METHOD),
     )
     # meter-days decided in review (few, known before the plan: without any, no join)
     restated = None
@@ -326,7 +328,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
             .then(None)
             .when(pl.col("state") == REJECTED)
             .then(pl.lit(REJECTED))
-            .otherwise(pl.col("reason")),
+            .otherwise(pl.col("reason").cast(pl.String)),
         )
     )
     repeats = (
@@ -377,10 +379,10 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         source=pl.lit("estimate"),
         read_at=pl.lit(now).dt.cast_time_unit("us"),
         mwh=pl.col("mwh"),
-        state=pl.lit(ESTIMATED),
-        reason=pl.lit(None, pl.String),
+        state=pl.lit(ESTIMATED, STATE),
+        reason=pl.lit(None, REASON),
         flags=pl.lit(None, pl.String),
-        method=pl.col("method"),
+        method=pl.col("method").cast(METHOD),
     )
     # not sorted again: a sort gathers every column (about a fifth of the plan), and the rows
     # are in order of kind, then meter, quantity and time already (estimates last); readers

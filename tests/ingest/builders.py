@@ -19,7 +19,7 @@ from core.reading import READING_SCHEMA
 from core.state import StateStore
 from core.tables import DAILY, INTERVALS, REGISTER_READS
 from core.timezones import local_midnight_utc
-from ingest.schema import FINDINGS, INTERVAL_SUMS, MONTHLY, READINGS
+from ingest.schema import FINDINGS, INTERVAL_SUMS, MONTHLY, READINGS, scan_readings
 from protocols.simulation.household import HouseholdLoad
 
 BUCKETS = 4
@@ -132,7 +132,8 @@ def snapshot(data_dir: Path) -> dict[str, pl.DataFrame]:
     store = MeasurementStore(data_dir)
     out = {}
     for name in TABLES:
-        table = store.table(name).scan().collect()
+        files = store.table(name).files()
+        table = (scan_readings(files) if name == READINGS else store.table(name).scan()).collect()
         out[name] = table.sort(table.columns) if table.width else table
     return out
 

@@ -21,13 +21,13 @@ import ingest.aggregate_days as aggregate_days
 from core.buckets import bucket_of
 from core.executor import LocalExecutor
 from core.landing import LandingBatch, write_batch
-from core.measurements import MeasurementStore, Table, partition_values
+from core.measurements import MeasurementStore, Table, parse_partition, partition_values
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
 from core.timezones import local_midnight_utc
 from ingest.run import run_ingest
-from ingest.schema import INTERVAL_SUMS, READINGS
+from ingest.schema import INTERVAL_SUMS, READINGS, READINGS_SCHEMA, scan_readings
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -370,6 +370,53 @@ def test_a_file_of_many_days_is_judged_as_day_by_day(tmp_path: Path) -> None:
         & (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL)
     )
     assert "spike_history" in spike.get_column("flags").item()
+
+
+def _two_days_one_at_a_time(data_dir: Path, *, as_text: bool) -> None:
+    """The day before `DAY` (with a gap estimated and a reading quarantined) taken by one run
+    and `DAY` by the next. `as_text`: between the runs, the readings files are rewritten
+    with the state, reason and method as text, as the store had them before 2026-11-27."""
+    before = DAY - dt.timedelta(days=1)
+    register(StateStore.open(data_dir), METERS[:3])
+    first = [r for m in METERS[:3] for r in interval_day(m, before)]
+    gap = {local_midnight_utc(before) + dt.timedelta(minutes=15 * k) for k in (40, 41)}
+    first = [r for r in first if not (r["meter_id"] == METERS[1] and r["ts"] in gap)]
+    first[5] = {**first[5], "unit": "V"}  # a unit that does not fit the quantity
+    land(data_dir, first)
+    run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
+    if as_text:
+        table = MeasurementStore(data_dir).table(READINGS)
+        text = [pl.col(c).cast(pl.String) for c in ("state", "reason", "method")]
+        for path, names in table.manifest().partitions.items():
+            stored = pl.read_parquet([table.root / path / name for name in names]).with_columns(text)
+            key = parse_partition(path)
+            table.commit(replace={key: [table.write_file(key, stored)]})
+    # M001's bucket gets nothing of the day before (its reads at midnight close that day)
+    late = [r for m in METERS[:3] for r in interval_day(m, DAY)]
+    closing = {"meter_id": METERS[1], "ts": local_midnight_utc(DAY)}
+    land(data_dir, [r for r in late if {k: r[k] for k in closing} != closing])
+    run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
+
+
+def test_a_store_with_its_states_as_text_is_read_as_before(tmp_path: Path) -> None:
+    """Readings files written before the state, reason and method were enumerations are
+    read, alone or beside newer ones, as they were written."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    _two_days_one_at_a_time(old, as_text=True)
+    _two_days_one_at_a_time(new, as_text=False)
+    table = MeasurementStore(old).table(READINGS)
+    day = DAY - dt.timedelta(days=1)
+    before = table.files(date=day)
+    merged, kept = (table.files(date=day, bucket=bucket_of(m, BUCKETS)) for m in METERS[:2])
+    assert pl.read_parquet_schema(kept[0])["state"] == pl.String  # left as it was, and read
+    assert pl.read_parquet_schema(merged[0])["state"] == READINGS_SCHEMA["state"]  # read, merged, written
+    assert_same_store(old, new)
+    day_before = scan_readings(before).collect()
+    assert set(day_before.get_column("reason").drop_nulls()) == {"unit"}
+    # the two slots of the gap and the quarantined interval's
+    assert day_before.get_column("method").drop_nulls().to_list() == ["interpolation+scaled"] * 3
+    both = scan_readings(before + table.files(date=DAY)).collect()
+    assert both.height == day_before.height + scan_readings(table.files(date=DAY)).collect().height
 
 
 def _two_days_apart(
