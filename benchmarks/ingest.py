@@ -379,7 +379,7 @@ def score(data_dir: Path) -> dict[str, float]:
     truth = pl.read_parquet(data_dir / "truth.parquet").filter(pl.col("fault") != "duplicate")
     quarantined = (
         readings.filter(pl.col("state") == "quarantined")
-        .select("meter_id", "ts", "value", "reason")
+        .select("meter_id", "ts", "value", pl.col("reason").cast(pl.String))
         .collect()
     )
     # a conflict's both values are quarantined: the clean twin counts as a true conflict too
