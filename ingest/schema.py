@@ -79,22 +79,23 @@ def empty(schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     return pl.LazyFrame(schema=dict(schema))
 
 
-# Columns stored as text before they were enumerations (stores written before 2026-11-27).
+# Enumerations of the readings table: stored as text before 2026-11-27.
 _ENUMERATED = ("state", "reason", "method")
 
 
 @functools.lru_cache(maxsize=65_536)
 def _enumerated(path: Path) -> bool:
-    """Whether a readings file stores the enumerations (store files never change once
-    written, so the answer is kept)."""
+    """Whether a readings file stores this version's enumerations (store files never change
+    once written, so the answer is kept)."""
     schema = pl.read_parquet_schema(path)
     return all(schema.get(name) == READINGS_SCHEMA[name] for name in _ENUMERATED)
 
 
 def scan_readings(files: Sequence[Path]) -> pl.LazyFrame:
     """The readings of some files as one scan, in `READINGS_SCHEMA` and the files' order.
-    Files written before the state, reason and method were enumerations are read as text and
-    cast: one Parquet scan can neither mix the two nor cast between them as it reads."""
+    Files that hold the enumerations otherwise (as text, written before 2026-11-27, or with
+    fewer codes, written before one was added) are cast: one Parquet scan can neither mix
+    them nor cast as it reads."""
     if not files:
         return pl.LazyFrame(schema=dict(READINGS_SCHEMA))
     scans = []
