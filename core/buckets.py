@@ -29,3 +29,18 @@ def bucket_expr(column: str, buckets: int) -> pl.Expr:
         )
         .alias("bucket")
     )
+
+
+def fill_unknown_buckets(frame: pl.DataFrame, buckets: int, *, id_column: str = "meter_id") -> pl.DataFrame:
+    """`frame` with its null `bucket`s (ids the registry does not know) set to the hash of
+    the id, computed once per distinct id; the rows stay in their order (callers gather by
+    position)."""
+    unknown = frame.filter(pl.col("bucket").is_null()).select(id_column).unique()
+    if not unknown.height:
+        return frame
+    hashed = unknown.with_columns(bucket_expr(id_column, buckets).alias("_hashed"))
+    return (
+        frame.join(hashed, on=id_column, how="left", maintain_order="left")
+        .with_columns(bucket=pl.coalesce("bucket", "_hashed"))
+        .drop("_hashed")
+    )

@@ -15,7 +15,7 @@ from typing import Final
 
 import polars as pl
 
-from core.buckets import bucket_expr
+from core.buckets import fill_unknown_buckets
 from core.measurements import MeasurementStore, Snapshot, Table, partition_values
 from core.tables import DAILY, DAILY_SCHEMA
 from ingest.config import VeeConfig
@@ -147,20 +147,7 @@ class Run:
         # the buckets' own registry rows: a join builds its table from them, and a worker's
         # whole share is most of the registry
         own = self.registry.filter(pl.col("bucket").is_in(buckets)).select(key, "bucket")
-        keyed = frame.join(own, on=key, how="left")
-        unknown = keyed.filter(pl.col("bucket").is_null())
-        if unknown.height:
-            ids = (
-                unknown.select("meter_id")
-                .unique()
-                .with_columns(bucket_expr("meter_id", self.buckets).alias("_b"))
-            )
-            keyed = (
-                keyed.join(ids, on="meter_id", how="left")
-                .with_columns(bucket=pl.coalesce("bucket", "_b"))
-                .drop("_b")
-            )
-        return keyed
+        return fill_unknown_buckets(frame.join(own, on=key, how="left", maintain_order="left"), self.buckets)
 
     def readings_days(self, bucket: int) -> set[dt.date]:
         days = {d for d, b in self.pending if b == bucket}

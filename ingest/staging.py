@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from core.buckets import bucket_expr
+from core.buckets import fill_unknown_buckets
 from core.landing import LandingBatch
 from core.timezones import local_date, local_midnight_utc
 from ingest.config import VeeConfig
@@ -141,16 +141,7 @@ def route(
     # workers (this may run in the coordinator before them).
     heads, run = _runs(frame)
     found = _registered(pair_attributes(heads.lazy()).collect(engine="in-memory"), registry, bucket)
-    unknown = found.filter(pl.col("bucket").is_null()).select("meter_id").unique()
-    if unknown.height:  # an unknown meter's bucket is the hash of its id
-        found = (
-            found.join(
-                unknown.with_columns(bucket_expr("meter_id", buckets).alias("_b")), on="meter_id", how="left"
-            )
-            .with_columns(bucket=pl.coalesce("bucket", "_b"))
-            .drop("_b")
-        )
-    found = found.with_columns(pl.col("bucket").cast(pl.Int32))
+    found = fill_unknown_buckets(found, buckets).with_columns(pl.col("bucket").cast(pl.Int32))
     return (
         frame.with_columns(found.get_column(c).gather(run) for c in (*PAIR_COLUMNS, "meter_key", "bucket"))
         .lazy()
