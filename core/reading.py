@@ -30,16 +30,22 @@ STATUS_DAYLIGHT_SAVING = 0x08
 STATUS_CLOCK_ADJUSTED = 0x20
 STATUS_POWER_DOWN = 0x80
 
+# `quantity`, `unit` and `source` are text from a small set each: held as Polars categoricals
+# (a Parquet dictionary, read back as one), so a batch of a million readings carries each
+# value's text once and an integer code per row, and ingest writes, gathers and compares
+# codes (a first day at 100,000 meters: one thread 8.59 -> 8.03 s, two workers' memory
+# 2.2 -> 1.8 GB; docs/ingest.md, eighth round). Any other Parquet reader sees plain strings,
+# and a frame with them as text conforms (cast).
 READING_SCHEMA: Mapping[str, pl.DataType] = {
     "meter_id": pl.String(),
-    "quantity": pl.String(),
+    "quantity": pl.Categorical(),
     "ts": pl.Datetime("us", "UTC"),
     "value": pl.Int64(),
     "scale": pl.Int8(),
-    "unit": pl.String(),
+    "unit": pl.Categorical(),
     "status": pl.Int32(),
     "snapshot": pl.Boolean(),
-    "source": pl.String(),
+    "source": pl.Categorical(),
     "read_at": pl.Datetime("us", "UTC"),
 }
 READING_COLUMNS = tuple(READING_SCHEMA)
@@ -204,7 +210,10 @@ def conform(frame: pl.DataFrame, *, origin: str) -> pl.DataFrame:
                 raise ContractError(f"{origin}: column {name} has no time zone; it must be UTC")
             casts.append(pl.col(name).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
             continue
-        if isinstance(dtype, pl.Datetime | pl.Boolean | pl.String) or actual == pl.String():
+        if isinstance(dtype, pl.Categorical) and actual == pl.String():
+            casts.append(pl.col(name).cast(dtype))
+            continue
+        if isinstance(dtype, pl.Datetime | pl.Boolean | pl.String | pl.Categorical) or actual == pl.String():
             raise ContractError(f"{origin}: column {name} is {actual}, expected {dtype}")
         casts.append(pl.col(name).cast(dtype, strict=True))
     if casts:

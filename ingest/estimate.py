@@ -105,7 +105,7 @@ def gap_runs(
     schema = {
         "meter_key": pl.Int64(),
         "meter_id": pl.String(),
-        "quantity": pl.String(),
+        "quantity": pl.Categorical(),
         "first": pl.Int64(),
         "last": pl.Int64(),
         "prev_mwh": pl.Int64(),

@@ -25,8 +25,14 @@ ENERGY_UNITS = {"Wh": 3, "kWh": 6}  # exponent to milliwatt-hours
 REACTIVE_UNITS = {"varh": 3, "kvarh": 6}
 
 
+def _text(name: str) -> pl.Expr:
+    """A categorical column (`core.reading`) as text, for text functions; the expressions
+    here run once per distinct quantity or pair, so the cast is cheap."""
+    return pl.col(name).cast(pl.String)
+
+
 def _group(index: int) -> pl.Expr:
-    return pl.col("quantity").str.split(".").list.get(index, null_on_oob=True).cast(pl.Int32, strict=False)
+    return _text("quantity").str.split(".").list.get(index, null_on_oob=True).cast(pl.Int32, strict=False)
 
 
 def kind_expr() -> pl.Expr:
@@ -48,8 +54,8 @@ def kind_expr() -> pl.Expr:
 def unit_exponent_expr() -> pl.Expr:
     """Exponent from the unit to mWh for energy quantities; null when the unit does not fit."""
     c = _group(2)
-    active = pl.col("unit").replace_strict(ENERGY_UNITS, default=None, return_dtype=pl.Int32)
-    reactive = pl.col("unit").replace_strict(REACTIVE_UNITS, default=None, return_dtype=pl.Int32)
+    active = _text("unit").replace_strict(ENERGY_UNITS, default=None, return_dtype=pl.Int32)
+    reactive = _text("unit").replace_strict(REACTIVE_UNITS, default=None, return_dtype=pl.Int32)
     return pl.when(c.is_in(ACTIVE_C)).then(active).when(c.is_in(REACTIVE_C)).then(reactive).otherwise(None)
 
 
@@ -71,8 +77,8 @@ def code_expr() -> pl.Expr:
     for g in groups[1:]:
         packed = packed * 256 + g
     in_range = pl.all_horizontal([g.is_between(0, 255) for g in groups])
-    parts = pl.col("quantity").str.count_matches(".", literal=True) == 5
-    fallback = -1 - (pl.col("quantity").hash() // 4).cast(pl.Int64)
+    parts = _text("quantity").str.count_matches(".", literal=True) == 5
+    fallback = -1 - (_text("quantity").hash() // 4).cast(pl.Int64)
     return pl.when(parts & in_range.fill_null(False)).then(packed).otherwise(fallback).alias("qcode")
 
 

@@ -170,7 +170,7 @@ def _load_decisions(state: StateStore, days: set[dt.date]) -> pl.DataFrame:
         orient="row",
         schema={
             "meter_id": pl.String(),
-            "quantity": pl.String(),
+            "quantity": DECISIONS_SCHEMA["quantity"],
             "ts": pl.String(),
             "action": pl.String(),
             "value": pl.Int64(),

@@ -79,29 +79,30 @@ def empty(schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     return pl.LazyFrame(schema=dict(schema))
 
 
-# Enumerations of the readings table: stored as text before 2026-11-27.
-_ENUMERATED = ("state", "reason", "method")
+# Columns of the readings table held as codes (enumerations and categoricals), which files
+# written before 2026-11-27 store as text.
+_CODED = ("quantity", "unit", "source", "state", "reason", "method")
 
 
 @functools.lru_cache(maxsize=65_536)
-def _enumerated(path: Path) -> bool:
-    """Whether a readings file stores this version's enumerations (store files never change
-    once written, so the answer is kept)."""
+def _coded(path: Path) -> bool:
+    """Whether a readings file stores those columns as this version does (store files never
+    change once written, so the answer is kept)."""
     schema = pl.read_parquet_schema(path)
-    return all(schema.get(name) == READINGS_SCHEMA[name] for name in _ENUMERATED)
+    return all(schema.get(name) == READINGS_SCHEMA[name] for name in _CODED)
 
 
 def scan_readings(files: Sequence[Path]) -> pl.LazyFrame:
     """The readings of some files as one scan, in `READINGS_SCHEMA` and the files' order.
-    Files that hold the enumerations otherwise (as text, written before 2026-11-27, or with
-    fewer codes, written before one was added) are cast: one Parquet scan can neither mix
-    them nor cast as it reads."""
+    Files that store the coded columns otherwise (as text, written before 2026-11-27, or
+    with fewer codes, written before one was added) are cast: one Parquet scan can neither
+    mix them nor cast as it reads."""
     if not files:
         return pl.LazyFrame(schema=dict(READINGS_SCHEMA))
     scans = []
-    for current, run in itertools.groupby(files, key=_enumerated):
+    for current, run in itertools.groupby(files, key=_coded):
         scan = pl.scan_parquet(list(run))
         if not current:
-            scan = scan.with_columns(pl.col(c).cast(READINGS_SCHEMA[c]) for c in _ENUMERATED)
+            scan = scan.with_columns(pl.col(c).cast(READINGS_SCHEMA[c]) for c in _CODED)
         scans.append(scan)
     return scans[0] if len(scans) == 1 else pl.concat(scans)

@@ -17,7 +17,7 @@ from typing import Final
 import polars as pl
 
 from core.obis import ACTIVE_IMPORT_INTERVAL
-from core.reading import READING_COLUMNS
+from core.reading import READING_COLUMNS, READING_SCHEMA
 from core.timezones import local_midnight_utc
 from ingest.aggregate import advances, day_end_registers
 from ingest.codes import ESTIMATED, QUARANTINED, REASON, REJECTED, STATE, VALID, Reason
@@ -51,7 +51,7 @@ STAGED_SCHEMA: dict[str, pl.DataType] = {
 }
 DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "meter_id": pl.String(),
-    "quantity": pl.String(),
+    "quantity": READING_SCHEMA["quantity"],
     "ts": pl.Datetime("us", "UTC"),
     "action": pl.String(),
     "value": pl.Int64(),
@@ -311,7 +311,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         # by integer key; the id and the quantity are the same for every row of a meter
         .join(inputs.meters.select("meter_key", "meter_id", "in_service_until"), on="meter_key")
         .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))
-        .select("meter_key", "meter_id", quantity=pl.lit(ACTIVE_IMPORT_INTERVAL))
+        .select("meter_key", "meter_id", quantity=pl.lit(ACTIVE_IMPORT_INTERVAL, pl.Categorical))
     )
     gaps = missing_slots(checked, inputs.day, cfg, now, expected, presorted=True)
     # per batch, counted without joining rows back: the kept rows of a batch are exactly its
@@ -373,10 +373,10 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         "ts",
         value=pl.col("mwh"),
         scale=pl.lit(-3, pl.Int8),
-        unit=pl.lit("Wh"),
+        unit=pl.lit("Wh", pl.Categorical),
         status=pl.lit(0, pl.Int32),
         snapshot=pl.lit(False),
-        source=pl.lit("estimate"),
+        source=pl.lit("estimate", pl.Categorical),
         read_at=pl.lit(now).dt.cast_time_unit("us"),
         mwh=pl.col("mwh"),
         state=pl.lit(ESTIMATED, STATE),

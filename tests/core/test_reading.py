@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -9,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ContractError
-from core.reading import READING_COLUMNS, Reading, conform, format_decimal, from_frame, to_frame
+from core.landing import write_batch
+from core.reading import (
+    READING_COLUMNS,
+    READING_SCHEMA,
+    Reading,
+    conform,
+    format_decimal,
+    from_frame,
+    to_frame,
+)
 
 NOW = dt.datetime(2026, 11, 1, 0, 0, tzinfo=dt.UTC)
 
@@ -70,6 +80,29 @@ def test_conform_refuses_nulls_in_required_columns() -> None:
 def test_conform_casts_compatible_integer_types() -> None:
     frame = to_frame([reading()]).with_columns(pl.col("scale").cast(pl.Int64))
     assert conform(frame, origin="x").schema["scale"] == pl.Int8
+
+
+def test_text_conforms_to_the_categorical_columns_and_a_landed_batch_reads_back_so(tmp_path: Path) -> None:
+    """A frame (an import, an older batch) with the quantity, unit and source as text
+    conforms to the contract's categoricals with the same values; a landed batch holds them
+    so, and reads back so."""
+    text = [pl.col(c).cast(pl.String) for c in ("quantity", "unit", "source")]
+    rows = [reading(), reading(meter_id="M2", quantity="1.0.2.8.0.255", unit="Wh", source="import")]
+    frame = to_frame(rows).with_columns(text)
+    conformed = conform(frame, origin="x")
+    assert conformed.schema == pl.Schema(READING_SCHEMA)
+    assert from_frame(conformed) == rows
+    batch = write_batch(tmp_path, frame, now=NOW)
+    assert {c: pl.read_parquet_schema(batch.path)[c] for c in ("quantity", "unit", "source")} == {
+        c: pl.Categorical() for c in ("quantity", "unit", "source")
+    }
+    assert from_frame(batch.read()) == rows
+
+
+def test_a_categorical_meter_id_is_refused() -> None:
+    frame = to_frame([reading()]).with_columns(pl.col("meter_id").cast(pl.Categorical))
+    with pytest.raises(ContractError, match="meter_id"):
+        conform(frame, origin="x")
 
 
 @given(

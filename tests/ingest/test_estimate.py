@@ -30,7 +30,7 @@ NO_WINDOWS = pl.LazyFrame(
 NO_LIKE = pl.LazyFrame(
     schema={
         "meter_key": pl.Int64,
-        "quantity": pl.String,
+        "quantity": pl.Categorical,
         "ts": pl.Datetime("us", "UTC"),
         "mwh": pl.Int64,
         "state": pl.String,
@@ -55,7 +55,7 @@ def readings(values: dict[int, int]) -> pl.LazyFrame:
         schema={
             "meter_key": pl.Int64,
             "meter_id": pl.String,
-            "quantity": pl.String,
+            "quantity": pl.Categorical,
             "ts": pl.Datetime("us", "UTC"),
             "mwh": pl.Int64,
             "state": pl.String,
@@ -151,7 +151,9 @@ def test_scaling_sums_exactly(estimates: list[int], residual: int) -> None:
         schema_overrides={"ts": pl.Datetime("us", "UTC")},
     )
     valid = pl.LazyFrame(
-        schema={"meter_key": pl.Int64, "quantity": pl.String, "ts": pl.Datetime("us", "UTC"), "mwh": pl.Int64}
+        schema={
+            "meter_key": pl.Int64, "quantity": pl.Categorical, "ts": pl.Datetime("us", "UTC"), "mwh": pl.Int64
+        }
     )
     advance = pl.LazyFrame({"meter_key": [1], "advance_mwh": [residual]})
     out = scale_to_registers(gaps, valid, advance).collect()
@@ -224,7 +226,7 @@ def test_like_days_are_read_for_the_meters_whose_gaps_interpolation_leaves() -> 
     )
     silent = pl.LazyFrame(
         {"meter_key": [3], "meter_id": ["M3"], "quantity": [ACTIVE_IMPORT_INTERVAL]},
-        schema={"meter_key": pl.Int64, "meter_id": pl.String, "quantity": pl.String},
+        schema={"meter_key": pl.Int64, "meter_id": pl.String, "quantity": pl.Categorical},
     )
     gaps = missing_slots(rows, DAY, CFG, NOW, expected=silent)
     assert sorted(like_day_meters(gaps, CFG).collect().get_column("meter_key").to_list()) == [1, 3]

@@ -375,7 +375,7 @@ def test_a_file_of_many_days_is_judged_as_day_by_day(tmp_path: Path) -> None:
 def _two_days_one_at_a_time(data_dir: Path, *, as_text: bool) -> None:
     """The day before `DAY` (with a gap estimated and a reading quarantined) taken by one run
     and `DAY` by the next. `as_text`: between the runs, the readings files are rewritten
-    with the state, reason and method as text, as the store had them before 2026-11-27."""
+    with their coded columns as text, as the store had them before 2026-11-27."""
     before = DAY - dt.timedelta(days=1)
     register(StateStore.open(data_dir), METERS[:3])
     first = [r for m in METERS[:3] for r in interval_day(m, before)]
@@ -386,7 +386,8 @@ def _two_days_one_at_a_time(data_dir: Path, *, as_text: bool) -> None:
     run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
     if as_text:
         table = MeasurementStore(data_dir).table(READINGS)
-        text = [pl.col(c).cast(pl.String) for c in ("state", "reason", "method")]
+        coded = ("quantity", "unit", "source", "state", "reason", "method")
+        text = [pl.col(c).cast(pl.String) for c in coded]
         for path, names in table.manifest().partitions.items():
             stored = pl.read_parquet([table.root / path / name for name in names]).with_columns(text)
             key = parse_partition(path)
@@ -398,9 +399,9 @@ def _two_days_one_at_a_time(data_dir: Path, *, as_text: bool) -> None:
     run_ingest(data_dir, StateStore.open(data_dir), settings=settings_for(data_dir), now=AFTER)
 
 
-def test_a_store_with_its_states_as_text_is_read_as_before(tmp_path: Path) -> None:
-    """Readings files written before the state, reason and method were enumerations are
-    read, alone or beside newer ones, as they were written."""
+def test_a_store_with_its_codes_as_text_is_read_as_before(tmp_path: Path) -> None:
+    """Readings files written before the quantity, unit, source, state, reason and method
+    were codes are read, alone or beside newer ones, as they were written."""
     old, new = tmp_path / "old", tmp_path / "new"
     _two_days_one_at_a_time(old, as_text=True)
     _two_days_one_at_a_time(new, as_text=False)
@@ -408,7 +409,7 @@ def test_a_store_with_its_states_as_text_is_read_as_before(tmp_path: Path) -> No
     day = DAY - dt.timedelta(days=1)
     before = table.files(date=day)
     merged, kept = (table.files(date=day, bucket=bucket_of(m, BUCKETS)) for m in METERS[:2])
-    assert pl.read_parquet_schema(kept[0])["state"] == pl.String  # left as it was, and read
+    assert pl.read_parquet_schema(kept[0])["quantity"] == pl.String  # left as it was, and read
     assert pl.read_parquet_schema(merged[0])["state"] == READINGS_SCHEMA["state"]  # read, merged, written
     assert_same_store(old, new)
     day_before = scan_readings(before).collect()
