@@ -18,6 +18,7 @@ import datetime as dt
 import polars as pl
 
 from core.obis import ACTIVE_IMPORT_INTERVAL
+from core.reading import READING_SCHEMA
 from core.timezones import local_midnight_utc
 from ingest.codes import ESTIMATED, VALID
 from ingest.config import VeeConfig
@@ -105,7 +106,7 @@ def gap_runs(
     schema = {
         "meter_key": pl.Int64(),
         "meter_id": pl.String(),
-        "quantity": pl.Categorical(),
+        "quantity": READING_SCHEMA["quantity"],
         "first": pl.Int64(),
         "last": pl.Int64(),
         "prev_mwh": pl.Int64(),

@@ -311,7 +311,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         # by integer key; the id and the quantity are the same for every row of a meter
         .join(inputs.meters.select("meter_key", "meter_id", "in_service_until"), on="meter_key")
         .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))
-        .select("meter_key", "meter_id", quantity=pl.lit(ACTIVE_IMPORT_INTERVAL, pl.Categorical))
+        .select("meter_key", "meter_id", quantity=pl.lit(ACTIVE_IMPORT_INTERVAL, READING_SCHEMA["quantity"]))
     )
     gaps = missing_slots(checked, inputs.day, cfg, now, expected, presorted=True)
     # per batch, counted without joining rows back: the kept rows of a batch are exactly its
@@ -373,10 +373,10 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         "ts",
         value=pl.col("mwh"),
         scale=pl.lit(-3, pl.Int8),
-        unit=pl.lit("Wh", pl.Categorical),
+        unit=pl.lit("Wh", READING_SCHEMA["unit"]),
         status=pl.lit(0, pl.Int32),
         snapshot=pl.lit(False),
-        source=pl.lit("estimate", pl.Categorical),
+        source=pl.lit("estimate", READING_SCHEMA["source"]),
         read_at=pl.lit(now).dt.cast_time_unit("us"),
         mwh=pl.col("mwh"),
         state=pl.lit(ESTIMATED, STATE),
