@@ -12,7 +12,7 @@ from core.buckets import bucket_of
 from core.state import StateStore
 from ingest.config import VeeConfig
 from ingest.errors import ImportRefused
-from ingest.registry import REGISTRY_SCHEMA, load_registry, register_fleet, with_limits
+from ingest.registry import REGISTRY_SCHEMA, RUN_COLUMNS, load_registry, register_fleet, with_limits
 from tests.ingest.builders import BUCKETS, register
 
 
@@ -25,6 +25,16 @@ def test_limits_come_from_attributes_with_defaults(state: StateStore) -> None:
     assert b["rated_mwh"] == 100 * 230 * 15 * 1000 // 60
     assert b["capacity_mwh"] == 10**12
     assert a["in_service_from"] == dt.datetime(2025, 12, 31, 17, tzinfo=dt.UTC)
+
+
+def test_a_runs_registry_is_the_full_registrys_columns_it_names(state: StateStore) -> None:
+    register(state, ["A", "B"], attributes={"rated_current_a": "60"}, route="R7")
+    full, run = load_registry(state), load_registry(state, RUN_COLUMNS)
+    assert run.columns == list(RUN_COLUMNS)
+    assert run.sort("meter_id").equals(full.select(RUN_COLUMNS).sort("meter_id"))
+    assert full.columns == list(REGISTRY_SCHEMA)
+    with pytest.raises(ValueError, match="route"):
+        load_registry(state, ("meter_id", "route"))
 
 
 def test_fleet_registers_new_meters_once(state: StateStore, tmp_path: Path) -> None:
