@@ -50,7 +50,7 @@ def landing_frame(chunks: Iterable[Chunk], source: str) -> pl.DataFrame:
     series = []
     for name, dtype in READING_SCHEMA.items():
         if name == "source":
-            series.append(pl.repeat(source, height, dtype=pl.String(), eager=True).cast(dtype).alias(name))
+            series.append(pl.repeat(source, height, dtype=dtype, eager=True).alias(name))
         elif isinstance(dtype, pl.Datetime):
             series.append(instants(name, columns[name]))  # type: ignore[arg-type]
         else:
