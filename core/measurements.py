@@ -2,14 +2,16 @@
 
 Layout: `<data>/store/<table>/<key>=<value>/.../<run-id>.parquet` and one
 `<data>/store/<table>/_manifest.json` naming the live files of every partition. A run
-writes new files first, then swaps the manifest (write to a temporary name, fsync,
-rename) under a file lock, so readers see each partition whole, before or after a run,
-and two writers never lose each other's partitions. Files no longer named by the
+writes new files first; the commit flushes them to disk and then swaps the manifest
+(write to a temporary name, fsync, rename) under a file lock, so readers see each
+partition whole, before or after a run, and two writers never lose each other's
+partitions. Files no longer named by the
 manifest are removed by `vacuum` once no reader can still be using them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import fcntl
@@ -18,7 +20,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ import polars as pl
 from core.errors import StoreError
 
 MANIFEST = "_manifest.json"
+# files flushed at once by a commit: the disk takes several writes in flight
+_FLUSH_THREADS = 8
 LOCK = "_manifest.lock"
 # zstd's fastest level: files are written once and read many times, and its decoding is as
 # fast at any level; level 1 against Polars' default 3: a 1.2 M-row readings file written in
@@ -182,8 +186,7 @@ class Table:
             statistics=True,
             metadata=dict(metadata) if metadata else None,
         )
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        # not fsynced here: the commit that names the file does that (`_make_durable`)
         temporary.rename(directory / name)
         return name
 
@@ -197,6 +200,12 @@ class Table:
         Returns the new manifest version.
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        _make_durable(
+            self.root / partition_path(key) / name
+            for named in (replace or {}, append or {})
+            for key, names in named.items()
+            for name in names
+        )
         with self._locked():
             current = self.manifest()
             partitions = {k: list(v) for k, v in current.partitions.items()}
@@ -216,6 +225,7 @@ class Table:
                 handle.flush()
                 os.fsync(handle.fileno())
             temporary.replace(self.root / MANIFEST)
+            _flush(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the manifest's new entry
             return version
 
     def write_partitions(self, frames: Mapping[Partition, pl.DataFrame], *, mode: str = "replace") -> int:
@@ -273,3 +283,29 @@ class MeasurementStore:
 
     def table(self, name: str) -> Table:
         return Table(self.root, name)
+
+
+def _make_durable(files: Iterable[Path]) -> None:
+    """Flush files and their folders' entries to disk before a manifest names them. Done by
+    the commit, for all its files at once on threads, rather than as each is written: the
+    writer (an ingest task) goes on computing while the kernel writes back, and a
+    million-meter day's run took 1-3 % less time (43.4-44.4 -> 42.6-43.9 s). By then the
+    kernel has written most of them back: the commits' flushes took 0.15 s in all."""
+    paths = list(files)
+    if not paths:
+        return
+    folders = sorted({path.parent for path in paths})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=_FLUSH_THREADS) as pool:
+        list(pool.map(_flush, paths))
+        list(pool.map(lambda folder: _flush(folder, os.O_RDONLY | os.O_DIRECTORY), folders))
+
+
+def _flush(path: Path, flags: int = os.O_RDONLY) -> None:
+    try:
+        handle = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise StoreError(f"cannot commit {path}: no such file was written") from exc
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import StoreError
-from core.measurements import Manifest, MeasurementStore, Snapshot, partition
+from core.measurements import MANIFEST, Manifest, MeasurementStore, Snapshot, partition
 
 
 def _table(data_dir: Path, name: str = "t"):  # type: ignore[no-untyped-def]
@@ -33,6 +34,37 @@ def test_uncommitted_files_are_invisible(data_dir: Path) -> None:
     table.write_file(key, pl.DataFrame({"x": [1]}))
     assert table.files() == []
     assert table.scan().collect().height == 0
+
+
+def test_a_commit_flushes_its_files_and_their_folders_before_the_manifest_names_them(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # durability against a power cut cannot be cut here; the order of the flushes can be seen
+    table = _table(data_dir)
+    keys = [partition(date="2026-11-01", bucket=b) for b in (1, 2)]
+    names = {key: [table.write_file(key, pl.DataFrame({"x": [b]}))] for b, key in enumerate(keys)}
+    flushed: list[Path] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(handle: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    table.commit(replace=names)
+    files = table.files()
+    manifest = next(i for i, path in enumerate(flushed) if path.name.startswith(f".{MANIFEST}"))
+    assert set(files) | {f.parent for f in files} <= set(flushed[:manifest])
+
+
+def test_a_commit_naming_a_file_never_written_is_refused_and_changes_nothing(data_dir: Path) -> None:
+    table = _table(data_dir)
+    key = partition(date="2026-11-01", bucket=3)
+    table.write_partitions({key: pl.DataFrame({"x": [1]})})
+    with pytest.raises(StoreError, match=r"no-such\.parquet"):
+        table.commit(replace={key: ["no-such.parquet"]})
+    assert table.manifest().version == 1
+    assert table.scan().collect()["x"].to_list() == [1]
 
 
 def test_partition_filters_and_duckdb_agree(data_dir: Path) -> None:
