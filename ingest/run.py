@@ -49,7 +49,7 @@ from ingest.aggregate_days import aggregate_days, stale_sums, sums_cutoff
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
 from ingest.estimate import like_days
-from ingest.registry import RUN_COLUMNS, load_registry, with_limits
+from ingest.registry import run_registry
 from ingest.run_state import DAY, STAGES, Run, groups
 from ingest.schema import FINDINGS, INTERVAL_SUMS, MONTHLY, READINGS
 from ingest.staging import PartitionKey, Staged, clear_staging, plan_direct, stage_batches, staging_root
@@ -224,7 +224,7 @@ def ingest_batches(
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     report = IngestReport(run_id=f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}")
     clear_staging(data_dir)
-    registry = with_limits(load_registry(state, RUN_COLUMNS), cfg).drop("attributes")
+    registry = run_registry(state, data_dir, cfg)
     clock = time.perf_counter()
     # batches of one bucket go straight to its task; the rest are split by partition here
     direct, mixed = plan_direct([item.batch for item in batches], buckets=settings.buckets, cfg=cfg)

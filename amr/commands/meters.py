@@ -12,6 +12,7 @@ from rich.table import Table
 from amr.context import console, fail, handle_errors, print_json, settings, state
 from headend.models import modbus_maps
 from headend.registry import export_fleet, get_meter, import_fleet, list_meters, retire
+from ingest.registry import refresh_snapshot
 
 app = typer.Typer(no_args_is_help=True, help="The meter registry: import, export, list, show, retire.")
 
@@ -29,6 +30,9 @@ def import_(
     """
     mode: Literal["all-or-nothing", "good-rows"] = "good-rows" if good_rows else "all-or-nothing"
     report = import_fleet(state(), path, buckets=settings().buckets, mode=mode)
+    if report.applied:
+        # made now rather than by the next ingest run (1.4 s for a million meters)
+        refresh_snapshot(state(), settings().data_dir)
     if as_json:
         print_json(report.to_json())
     else:

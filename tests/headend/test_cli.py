@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 
+import polars as pl
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 from amr.commands import headend as headend_cmd
 from amr.commands import meters as meters_cmd
 from amr.context import set_global_options
+from ingest.registry import SNAPSHOT
 
 runner = CliRunner()
 
@@ -39,11 +41,14 @@ def test_import_reports_bad_rows_and_imports_nothing(data_dir: Path, tmp_path: P
     report = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert {(e["line"], e["column"]) for e in report["errors"]} == {(3, "url"), (4, "customer_code")}
     assert not report["applied"]
+    assert not (data_dir / SNAPSHOT).exists()
     assert json.loads(runner.invoke(meters_cmd.app, ["list", "--json"]).stdout) == []
     result = runner.invoke(meters_cmd.app, ["import", str(fleet), "--good-rows"])
     assert result.exit_code == 0, result.stdout
     listed = json.loads(runner.invoke(meters_cmd.app, ["list", "--json"]).stdout)
     assert [m["meter_id"] for m in listed] == ["M1"]
+    # the import makes ingest's registry snapshot, so the next run need not
+    assert pl.read_parquet(data_dir / SNAPSHOT).get_column("meter_id").to_list() == ["M1"]
 
 
 def test_poll_status_and_metrics_against_a_simulated_fleet(data_dir: Path, tmp_path: Path) -> None:

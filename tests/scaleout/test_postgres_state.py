@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import sqlalchemy as sa
 from core.state import StateStore, _migration_steps, for_dialect
 from headend.errors import SchedulerLocked
 from headend.lock import acquire, release
-from ingest.registry import load_registry
+from ingest.config import VeeConfig
+from ingest.registry import RUN_COLUMNS, load_registry, parse_limits, run_registry, with_limits
 from tests.ingest.builders import register
 from tests.scaleout import state_workers
 
@@ -47,7 +49,11 @@ def test_autoincrement_keys_work(pg_url: str, tmp_path: Path, monkeypatch: pytes
 def test_sqlite_statements_are_left_alone() -> None:
     statement = "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT)"
     assert for_dialect(statement, "sqlite") == statement
-    assert "AUTOINCREMENT" not in for_dialect(statement, "postgresql")
+    translated = for_dialect(statement, "postgresql")
+    assert translated is not None and "AUTOINCREMENT" not in translated
+    # a statement given per dialect is taken as given, or skipped where it has none
+    assert for_dialect({"sqlite": "A", "postgresql": "B"}, "postgresql") == "B"
+    assert for_dialect({"sqlite": "A"}, "postgresql") is None
 
 
 def test_description_hides_the_password(
@@ -122,3 +128,27 @@ def test_registry_reads_the_same_as_on_sqlite(
     on_postgres = registry(_open(pg_url, tmp_path / "pg", monkeypatch))
     assert on_postgres == on_sqlite
     assert on_sqlite[2][3:5] == (dt.date(2024, 1, 2), dt.date(2026, 5, 6))
+
+
+def test_the_registry_snapshot_follows_every_change_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL counts the changes by statement-level triggers, SQLite by row-level ones
+    store = _open(pg_url, tmp_path, monkeypatch)
+    changes: list[Callable[[], None]] = [
+        lambda: register(store, ["A", "B"]),
+        lambda: _execute(store, "UPDATE meters SET removed_on = '2026-05-31' WHERE meter_id = 'A'"),
+        lambda: _execute(store, "DELETE FROM meters WHERE meter_id = 'B'"),
+    ]
+    for change in changes:
+        change()
+        fresh = with_limits(parse_limits(load_registry(store, RUN_COLUMNS)), VeeConfig()).sort("meter_id")
+        assert run_registry(store, tmp_path, VeeConfig()).sort("meter_id").equals(fresh)
+    (a,) = run_registry(store, tmp_path, VeeConfig()).rows(named=True)
+    assert a["removed_on"] == dt.date(2026, 5, 31)
+    store.dispose()
+
+
+def _execute(store: StateStore, statement: str) -> None:
+    with store.transaction() as conn:
+        conn.execute(sa.text(statement))
