@@ -131,20 +131,14 @@ def _band(tou: pl.LazyFrame, cfg: VeeConfig) -> pl.Expr:
 PUBLISHED = (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
 
 
-def interval_energy(readings: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+def interval_energy(sums: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     """Daily rows of a day's interval meters as far as the history rules read them: `energy_wh`
-    as `daily` makes it from the valid and estimated import intervals, the rest left empty.
+    as `daily` makes it from the day's interval sums (`interval_days`), the rest left empty.
     They stand in for the days a run has validated and not aggregated yet, so a file of many
     days is judged against its own earlier days as it would be day by day."""
     columns = {name: pl.lit(None, dtype) for name, dtype in DAILY_SCHEMA.items()}
-    columns.update(meter_id=pl.col("meter_id"), date=pl.lit(day), energy_wh=pl.col("energy_wh"))
-    return (
-        readings.filter(PUBLISHED)
-        .group_by("meter_id")
-        .agg(energy_wh=pl.col("mwh").sum() // 1000)
-        .select(**columns)
-        .select(pl.col(name).cast(dtype) for name, dtype in DAILY_SCHEMA.items())
-    )
+    columns.update(meter_id=pl.col("meter_id"), date=pl.lit(day), energy_wh=pl.col("total_mwh") // 1000)
+    return sums.select(**columns).select(pl.col(name).cast(dtype) for name, dtype in DAILY_SCHEMA.items())
 
 
 def _published(readings: pl.LazyFrame, tou: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:

@@ -327,6 +327,7 @@ def _works(
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
                 pending={}, pending_names={}, pending_daily={}, provisional_daily={}, pending_rows={},
+                fresh_sums={},
                 stored_rows={},
                 snapshot=None, direct_left={}, seconds={},
             ),

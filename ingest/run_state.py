@@ -55,6 +55,9 @@ class Run:
     # what validated days' intervals add up to, for the history of later days until the days
     # are aggregated (`aggregate.interval_energy`)
     provisional_daily: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
+    # the interval sums (`aggregate.interval_days`) of the partitions validated and written by
+    # this task, made from their rows in memory; taken by the days' aggregation
+    fresh_sums: dict[PartitionKey, pl.DataFrame] = field(default_factory=dict)
     snapshot: Snapshot | None = None  # the store's manifests, read once per task (see `files`)
     # direct batches' days not handed out yet and rows handed out, by batch index
     direct_left: dict[int, tuple[set[dt.date], int]] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from ingest.localtime import local_day
 from ingest.run_state import DAY, ESTIMATION, Run, split_by_bucket
 from ingest.schema import READINGS, READINGS_SCHEMA
 from ingest.staging import PartitionKey, Staged
+from ingest.tou import in_force
 from ingest.vee import ENGINE, VeeInputs, plan
 
 
@@ -58,6 +59,7 @@ def validate_group(
     with run.stage(ESTIMATION):
         readings, outcomes, gone = pl.collect_all([vee.readings, vee.outcomes, vee.replaced], engine=ENGINE)
     table = run.table(READINGS)
+    tou = in_force(run.calendars, day).lookup(day)
     split = split_by_bucket(run.with_bucket(readings, buckets), buckets, keep_empty=False)
     for bucket, part in split.items():
         key = (day, bucket)
@@ -65,8 +67,13 @@ def validate_group(
         run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
         run.pending_names[key] = name
         run.pending_rows[key] = part.height
+        # the day's interval sums, made while its rows are in memory: aggregation read them
+        # back from the file just written, and the history rules' energy of the day was a
+        # group-by of its own (one thread, 8 partitions of 1.2 M rows: 0.60 -> 0.35 s)
+        sums = aggregate.interval_days(part.lazy(), tou, run.cfg).collect(engine="streaming")
+        run.fresh_sums[key] = sums
         if bucket in later:
-            run.provisional_daily[key] = aggregate.interval_energy(part.lazy(), day).collect()
+            run.provisional_daily[key] = aggregate.interval_energy(sums.lazy(), day).collect()
     # estimates by method: a row has a method exactly when it is an estimate (`vee.plan`)
     estimates = readings.get_column("method").drop_nulls().value_counts()
     return outcomes, estimates, gone, buckets

@@ -26,8 +26,11 @@ from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL
 from core.state import StateStore
 from core.tables import DAILY, REGISTER_READS
 from core.timezones import local_midnight_utc
+from ingest import aggregate
+from ingest.config import VeeConfig
 from ingest.run import run_ingest
 from ingest.schema import INTERVAL_SUMS, READINGS, READINGS_SCHEMA, scan_readings
+from ingest.tou import in_force, load_calendars
 from tests.ingest.builders import (
     AFTER,
     BUCKETS,
@@ -527,6 +530,34 @@ def test_a_month_merged_is_sorted_by_meter_and_date(
     assert sorted(merged.get_column("row").to_list()) == sorted(rows)
     keys = merged.select("meter_id", "date").rows()
     assert keys == sorted(keys)
+
+
+def test_the_interval_sums_a_run_keeps_are_those_of_the_readings_it_stored(
+    data_dir: Path, state: StateStore
+) -> None:
+    """A run makes a day's interval sums from the rows it validated, in memory; they must be
+    what the stored readings add up to (estimates for a gap, a meter the registry does not
+    know, the intervals stamped past midnight that fall on the day after included)."""
+    register(state, METERS[:3])
+    landed = [r for m in METERS[:4] for r in interval_day(m, DAY)]  # METERS[3] is not registered
+    gap = {local_midnight_utc(DAY) + dt.timedelta(hours=9, minutes=15 * k) for k in range(3)}
+    landed = [r for r in landed if not (r["meter_id"] == METERS[0] and r["ts"] in gap)]
+    land(data_dir, landed)
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    store = MeasurementStore(data_dir)
+    cfg = VeeConfig()
+    kept = store.table(INTERVAL_SUMS).manifest().partitions
+    assert any(f"date={DAY.isoformat()}" in path for path in kept)
+    for path in kept:
+        where = partition_values(path)
+        day = dt.date.fromisoformat(where["date"])
+        tou = in_force(load_calendars(), day).lookup(day)
+        readings = scan_readings(store.table(READINGS).files(date=day, bucket=int(where["bucket"])))
+        expected = aggregate.interval_days(readings, tou, cfg).collect().sort("meter_key", "meter_id")
+        sums = pl.read_parquet(store.table(INTERVAL_SUMS).files(**where)).sort("meter_key", "meter_id")
+        assert sums.equals(expected), path
+    estimated = pl.read_parquet(store.table(INTERVAL_SUMS).files(date=DAY)).filter(pl.col("est_slots") > 0)
+    assert estimated.get_column("meter_id").to_list() == [METERS[0]]
 
 
 def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: StateStore) -> None:
