@@ -62,6 +62,60 @@ def test_interval_sums_are_known_by_what_they_are_made_of() -> None:
     assert aggregate.sums_basis(["a.parquet", "b.parquet"], one_minute_moved, CFG) != basis
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([(1, "M1"), (2, "M2"), (-1, "U1"), (-1, "U2")]),  # U*: not registered
+            st.integers(1, 96),  # the slot
+            st.integers(0, 5_000),  # mWh
+            st.sampled_from(["valid", "estimated", "quarantined"]),
+            st.sampled_from(["interpolation", "outage"]),  # an estimate's method
+        ),
+        max_size=60,
+    )
+)
+def test_interval_sums_are_each_meters_own(
+    rows: list[tuple[tuple[int, str], int, int, str, str]],
+) -> None:
+    """Per meter id, whether the registry knows it or not (unknown meters share key -1):
+    the published (valid, estimated) intervals' energy, its TOU parts by the interval's
+    start, the measured count and the estimated part."""
+    tou = in_force(load_calendars(), DAY).lookup(DAY)
+    frame = pl.LazyFrame(
+        {
+            "meter_key": [m[0] for m, *_ in rows],
+            "meter_id": [m[1] for m, *_ in rows],
+            "quantity": [ACTIVE_IMPORT_INTERVAL] * len(rows),
+            "ts": [T0 + STEP * slot for _, slot, *_ in rows],
+            "mwh": [mwh for _, _, mwh, _, _ in rows],
+            "state": [state for *_, state, _ in rows],
+            "method": [method if state == "estimated" else None for *_, state, method in rows],
+        },
+        schema_overrides={"meter_key": pl.Int64, "ts": pl.Datetime("us", "UTC"), "method": pl.String},
+    )
+    band = dict(tou.collect().select("minute", "tou").iter_rows())
+    expected: dict[str, list[int]] = {}
+    for (key, meter), slot, mwh, state, method in rows:
+        if state == "quarantined":
+            continue
+        sums = expected.setdefault(meter, [key, 0, 0, 0, 0, 0, 0])
+        tou_band = band[(slot - 1) * 15 % 1440]  # the band of the minute the interval starts
+        estimate = state == "estimated"
+        sums[1:] = [
+            sums[1] + mwh,
+            sums[2] + (mwh if tou_band == "offpeak" else 0),
+            sums[3] + (mwh if tou_band == "normal" else 0),
+            sums[4] + (not estimate),
+            sums[5] + (mwh if estimate else 0),
+            sums[6] + (estimate and method != "outage"),
+        ]
+    got = aggregate.interval_days(frame, tou, CFG).collect()
+    columns = ["meter_key", "total_mwh", "off_mwh", "normal_mwh", "intervals", "est_mwh", "est_slots"]
+    assert {r[0]: list(r[1:]) for r in got.select("meter_id", *columns).rows()} == expected
+    assert got.get_column("zero_slots").to_list() == [0] * got.height
+
+
 def test_register_day_unwraps_a_rollover() -> None:
     def ends(mwh: int) -> pl.LazyFrame:
         return pl.LazyFrame(
