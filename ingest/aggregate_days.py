@@ -65,7 +65,10 @@ def aggregate_days(
     sums: dict[Partition, list[str]] = {}
     fresh = set(touched)
     for day, buckets in groups({key: run.rows_of(*key) for key in days}):
-        before, prev, cur, nxt = (run.group_readings(day + DAY * k, buckets) for k in (-2, -1, 0, 1))
+        # the day ends are read from the rows that may be registers; the day's own rows for
+        # its customers' intervals
+        before, prev, now, nxt = (run.group_registers(day + DAY * k, buckets) for k in (-2, -1, 0, 1))
+        cur = run.group_readings(day, buckets)
         meters = run.meters(buckets)
         tou = in_force(run.calendars, day).lookup(day)
         wanted = [b for b in buckets if (day, b) in fresh]
@@ -83,8 +86,8 @@ def aggregate_days(
         # The rest is built on these small frames. The customers' intervals are collected on
         # their own, so the report can time them (`CUSTOMER_INTERVALS`).
         first = [
-            aggregate.day_ends(prev, cur, nxt, day, run.cfg),
-            aggregate.day_ends(before, prev, cur, day - DAY, run.cfg),
+            aggregate.day_ends(prev, now, nxt, day, run.cfg),
+            aggregate.day_ends(before, prev, now, day - DAY, run.cfg),
         ]
         ends, start = pl.collect_all(first, engine=ENGINE)
         interval_rows = None

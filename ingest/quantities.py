@@ -110,6 +110,16 @@ def registers_of(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.filter(pl.col("quantity").is_in(kinds.get_column("quantity").implode()))
 
 
+def register_rows(frame: pl.DataFrame) -> int | None:
+    """How many rows at the head of `frame` are of register quantities, when every such row
+    is there (None when one is not), the kind decided once per distinct quantity."""
+    quantities = frame.get_column("quantity").unique().to_frame()
+    registers = quantities.filter(kind_expr() == REGISTER).get_column("quantity")
+    register = frame.get_column("quantity").is_in(registers.implode())
+    count = int(register.sum())
+    return count if bool(register.head(count).all()) else None
+
+
 CLASS_COLUMNS = ("kind", "qcode", "unit_ok", "mwh")  # what classify adds
 # What a row's (quantity, unit) pair alone decides (`pair_attributes`): staging adds these,
 # VEE the energy from them (`with_energy`), in the workers.

@@ -19,7 +19,7 @@ from core.buckets import fill_unknown_buckets
 from core.measurements import MeasurementStore, Snapshot, Table, partition_values
 from core.tables import DAILY, DAILY_SCHEMA
 from ingest.config import VeeConfig
-from ingest.schema import READINGS, scan_readings
+from ingest.schema import READINGS, scan_readings, scan_registers
 from ingest.staging import Direct, PartitionKey, Staged, check_direct_taken, route_direct
 from ingest.tou import Calendar
 from ingest.vee import STAGED_SCHEMA
@@ -122,11 +122,18 @@ class Run:
     def group_readings(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
         """The partitions of a day for some buckets as ONE scan (a plan's cost grows with
         its scan nodes)."""
+        return scan_readings(self._group_files(day, buckets))
+
+    def group_registers(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
+        """Those partitions' rows that may be of register quantities (`scan_registers`)."""
+        return scan_registers(self._group_files(day, buckets))
+
+    def _group_files(self, day: dt.date, buckets: list[int]) -> list[Path]:
         files: list[Path] = []
         for b in buckets:
             pending = self.pending.get((day, b))
             files.extend([pending] if pending else self.files(READINGS, date=day, bucket=b))
-        return scan_readings(files)
+        return files
 
     def readings_names(self, day: dt.date, bucket: int) -> list[str]:
         """The names of a partition's readings files as this run sees them (`group_readings`)."""

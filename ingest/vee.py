@@ -80,7 +80,8 @@ class VeeInputs:
     day: dt.date
     existing: pl.LazyFrame  # the partition's rows now (READINGS_SCHEMA)
     new: pl.LazyFrame  # staged rows (STAGED_SCHEMA)
-    previous: pl.LazyFrame  # the day before's partition (READINGS_SCHEMA), for registers
+    previous: pl.LazyFrame  # the day before's partition (READINGS_SCHEMA), for its interval series
+    previous_registers: pl.LazyFrame  # its rows that may be registers (`schema.scan_registers`)
     meters: pl.LazyFrame  # registry rows of the bucket, with limits
     history: pl.LazyFrame  # daily rows of the bucket before the day
     like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
@@ -222,7 +223,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     merged = dedupe(merged).cache()
     # the previous day's last register values, so a decrease across midnight is seen
     context = (
-        classify(_raw(registers_of(inputs.previous.filter(pl.col("state") == VALID))))
+        classify(_raw(registers_of(inputs.previous_registers.filter(pl.col("state") == VALID))))
         .sort("ts")
         .group_by("meter_key", "qcode")
         .last()
@@ -285,7 +286,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     checked = checked.cache()
     windows = outage_windows(rows)
     advance = advances(
-        day_end_registers(inputs.previous, inputs.day - dt.timedelta(days=1), cfg),
+        day_end_registers(inputs.previous_registers, inputs.day - dt.timedelta(days=1), cfg),
         day_end_registers(checked, inputs.day, cfg),
         meters.select("meter_key", "capacity_mwh"),
     )

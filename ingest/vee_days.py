@@ -12,8 +12,9 @@ from core.measurements import partition
 from ingest import aggregate
 from ingest.estimate import like_days
 from ingest.localtime import local_day
+from ingest.quantities import register_rows
 from ingest.run_state import DAY, ESTIMATION, Run, split_by_bucket
-from ingest.schema import READINGS, READINGS_SCHEMA
+from ingest.schema import READINGS, READINGS_SCHEMA, REGISTER_ROWS_KEY
 from ingest.staging import PartitionKey, Staged
 from ingest.tou import in_force
 from ingest.vee import ENGINE, VeeInputs, plan
@@ -47,6 +48,7 @@ def validate_group(
         existing=run.group_readings(day, buckets),
         new=new,
         previous=run.group_readings(day - DAY, buckets),
+        previous_registers=run.group_registers(day - DAY, buckets),
         meters=run.meters(buckets),
         history=run.daily_history(day, buckets),
         like=like,
@@ -63,7 +65,13 @@ def validate_group(
     split = split_by_bucket(run.with_bucket(readings, buckets), buckets, keep_empty=False)
     for bucket, part in split.items():
         key = (day, bucket)
-        name = table.write_file(partition(date=day, bucket=bucket), part.select(list(READINGS_SCHEMA)))
+        registers = register_rows(part)
+        name = table.write_file(
+            partition(date=day, bucket=bucket),
+            part.select(list(READINGS_SCHEMA)),
+            metadata=None if registers is None else {REGISTER_ROWS_KEY: str(registers)},
+            statistics=False,  # see REGISTER_ROWS_KEY
+        )
         run.pending[key] = table.root / f"date={day.isoformat()}" / f"bucket={bucket:04d}" / name
         run.pending_names[key] = name
         run.pending_rows[key] = part.height

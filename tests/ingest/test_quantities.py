@@ -8,6 +8,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.reading import READING_SCHEMA
 from ingest.quantities import (
     EVENT,
     INSTANT,
@@ -15,6 +16,7 @@ from ingest.quantities import (
     REGISTER,
     classify,
     kind_expr,
+    register_rows,
     registers_of,
 )
 
@@ -72,3 +74,16 @@ def test_registers_of_keeps_exactly_the_register_rows(quantities: list[str | Non
     kept = registers_of(frame.lazy()).collect()
     expected = frame.lazy().with_columns(kind_expr()).filter(pl.col("kind") == REGISTER).collect()
     assert kept.get_column("row").to_list() == expected.get_column("row").to_list()
+
+
+QUANTITIES = ["1.0.1.8.0.255", "1.0.1.8.1.255", "1.0.1.29.0.255", "0.0.99.98.0.255", "1.0.32.7.0.255"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(QUANTITIES), max_size=30))
+def test_register_rows_at_the_head_are_counted_only_when_they_are_all_there(quantities: list[str]) -> None:
+    frame = pl.DataFrame({"quantity": quantities}, schema={"quantity": READING_SCHEMA["quantity"]})
+    registers = [q.split(".")[3] == "8" for q in quantities]
+    count = sum(registers)
+    expected = count if all(registers[:count]) else None
+    assert register_rows(frame) == expected

@@ -29,7 +29,14 @@ from core.timezones import local_midnight_utc
 from ingest import aggregate
 from ingest.config import VeeConfig
 from ingest.run import run_ingest
-from ingest.schema import INTERVAL_SUMS, READINGS, READINGS_SCHEMA, scan_readings
+from ingest.schema import (
+    INTERVAL_SUMS,
+    READINGS,
+    READINGS_SCHEMA,
+    REGISTER_ROWS_KEY,
+    scan_readings,
+    scan_registers,
+)
 from ingest.tou import in_force, load_calendars
 from tests.ingest.builders import (
     AFTER,
@@ -558,6 +565,27 @@ def test_the_interval_sums_a_run_keeps_are_those_of_the_readings_it_stored(
         assert sums.equals(expected), path
     estimated = pl.read_parquet(store.table(INTERVAL_SUMS).files(date=DAY)).filter(pl.col("est_slots") > 0)
     assert estimated.get_column("meter_id").to_list() == [METERS[0]]
+
+
+def test_a_readings_file_says_how_many_register_rows_lead_it_and_the_day_ends_read_those(
+    data_dir: Path, state: StateStore, tmp_path: Path
+) -> None:
+    """Registers first, counted in the footer (REGISTER_ROWS_KEY); `scan_registers` reads
+    those rows alone of such a file and every row of a file without the count."""
+    register(state, METERS[:3])
+    land(data_dir, [r for m in METERS[:3] for r in interval_day(m, DAY)])
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    files = MeasurementStore(data_dir).table(READINGS).files(date=DAY)
+    for path in files:
+        rows = scan_readings([path]).collect()
+        registers = rows.get_column("quantity").cast(pl.String) == ACTIVE_IMPORT_TOTAL
+        count = int(pl.read_parquet_metadata(path)[REGISTER_ROWS_KEY])
+        assert count == registers.sum() > 0 and bool(registers.head(count).all())
+        assert scan_registers([path]).collect().equals(rows.head(count))
+        uncounted = tmp_path / f"uncounted-{path.name}"
+        rows.write_parquet(uncounted)  # as files written before the count
+        assert scan_registers([uncounted]).collect().equals(rows)
+    assert scan_registers([]).collect().height == 0
 
 
 def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: StateStore) -> None:
