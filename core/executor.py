@@ -13,6 +13,7 @@ Dask is imported only when a cluster is asked for, so the local path needs nothi
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import re
@@ -59,6 +60,11 @@ class Executor:
     def require_shared(self, path: Path) -> None:
         """Raise unless every worker sees `path` (measurement data must be on shared storage)."""
 
+    def prepare(self, module: str) -> None:
+        """Start the workers now, each importing `module` (where the tasks' function lives), so
+        their start overlaps the caller's own work before `map`; nothing where there are no
+        workers to start."""
+
     def close(self) -> None:
         """Release workers and connections."""
 
@@ -91,16 +97,37 @@ class LocalExecutor(Executor):
     def map(self, func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self.workers == 1 or len(items) <= 1:
             return [func(item) for item in items]
-        if self._pool is None:
-            # spawn: Polars and DuckDB hold threads that a forked child would inherit broken
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         # the pool starts its processes as tasks are submitted, with this process's
         # environment: each gets its share of the cores for Polars, as a Dask worker does
         # (with every core each, two workers' threads took turns on two cores: ingest
         # benchmark 3-5 % slower, its aggregates a third)
         with _environment(worker_env(self.workers)):
-            futures = [self._pool.submit(func, item) for item in items]
+            pool = self._started()
+            futures = [pool.submit(func, item) for item in items]
         return [future.result() for future in futures]
+
+    def prepare(self, module: str) -> None:
+        if self.workers == 1 or self._pool is not None:
+            return
+        # a process starts on each submit while none is idle: one no-op per worker starts
+        # them all; each imports the module as it starts (a worker took 0.6 s from a run's
+        # start to its task's, most of it the imports, while the coordinator read its inputs)
+        with _environment(worker_env(self.workers)):
+            pool = self._started(module)
+            for _ in range(self.workers):
+                pool.submit(int)
+
+    def _started(self, module: str | None = None) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: Polars and DuckDB hold threads that a forked child would inherit broken
+            context = multiprocessing.get_context("spawn")
+            if module is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            else:
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=importlib.import_module, initargs=(module,)
+                )
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:

@@ -23,12 +23,14 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import polars as pl
 
 from core.errors import StoreError
+
+if TYPE_CHECKING:  # a reader's own connection; the writers (ingest's workers) never load DuckDB
+    import duckdb
 
 MANIFEST = "_manifest.json"
 # files flushed at once by a commit: the disk takes several writes in flight

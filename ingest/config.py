@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config import Settings
 from ingest.errors import IngestError
+
+if TYPE_CHECKING:  # read, not imported: a worker loads no settings machinery
+    from core.config import Settings
 
 
 @dataclasses.dataclass(frozen=True)

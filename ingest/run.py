@@ -41,28 +41,23 @@ import sqlalchemy as sa
 from core.config import Settings
 from core.executor import Executor, open_executor
 from core.landing import LandingBatch, list_batches
-from core.measurements import MeasurementStore, Partition, partition
+from core.measurements import MeasurementStore
 from core.state import StateStore
 from core.tables import DAILY, INTERVALS, REGISTER_READS
 from ingest.accounting import BatchCount, IngestReport, finish, record, tally
-from ingest.aggregate_days import aggregate_days, stale_sums, sums_cutoff
+from ingest.aggregate_days import stale_sums, sums_cutoff
 from ingest.config import VeeConfig
 from ingest.errors import IngestError
-from ingest.estimate import like_days
 from ingest.registry import run_registry
-from ingest.run_state import DAY, STAGES, Run, groups
+from ingest.run_state import STAGES, Run
 from ingest.schema import FINDINGS, INTERVAL_SUMS, MONTHLY, READINGS
 from ingest.staging import PartitionKey, Staged, clear_staging, plan_direct, stage_batches, staging_root
+from ingest.task import Work, run_task
 from ingest.tou import load_calendars
 from ingest.vee import DAY_DECISIONS_SCHEMA, DECISIONS_SCHEMA
-from ingest.vee_days import validate_group
 
-# Of the other days a plan reads (the day before, like days) it takes a few columns of some
-# rows (registers, meter keys): they count an eighth of their rows when sizing groups. Each
-# counted whole, the small day after a day's batches got a plan per bucket (0.074 s each);
-# an eighth groups about six (100,000 meters: that day's plans 1.18 -> 0.86 s; a million
-# meters' run still peaks at 2.2 GB for all processes).
-OTHER_DAYS_SHARE: Final = 8
+# The module a worker imports as it starts (`Executor.prepare`).
+TASK_MODULE: Final = run_task.__module__
 # Tables a run writes, in the order the coordinator commits them.
 COMMIT_ORDER: Final = (READINGS, INTERVAL_SUMS, FINDINGS, INTERVALS, REGISTER_READS, DAILY, MONTHLY)
 # Tables a run commits only where it wrote something.
@@ -134,10 +129,17 @@ def run_ingest(
     """Take every new landing batch (idempotent by path and checksum) through VEE, store,
     estimate, aggregate the touched days and publish `daily` and `register_reads`."""
     with run_lock(data_dir):
-        return ingest_batches(
-            data_dir, state, new_batches(data_dir, state), settings=settings, now=now, vee=vee,
-            executor=executor,
-        )
+        chosen = open_executor() if executor is None else executor
+        try:
+            # the workers start while this process finds the new batches and the run's inputs
+            chosen.prepare(TASK_MODULE)
+            return ingest_batches(
+                data_dir, state, new_batches(data_dir, state), settings=settings, now=now, vee=vee,
+                executor=chosen,
+            )
+        finally:
+            if executor is None:
+                chosen.close()
 
 
 def reaggregate(
@@ -256,7 +258,7 @@ def ingest_batches(
         works = _works(run, staged, touched, chosen.slots, set(staged.files) | (recompute or set()))
         if works:
             chosen.require_shared(data_dir)
-        results = chosen.map(_task, works)
+        results = chosen.map(run_task, works)
     finally:
         if own:
             chosen.close()
@@ -291,38 +293,15 @@ def ingest_batches(
     return report
 
 
-@dataclass(frozen=True)
-class _Work:
-    """One task: the touched partitions of some buckets, with the registry cut down to them."""
-
-    run: Run
-    keys: list[PartitionKey]
-    staged: Staged
-    # keys with staged rows or to recompute; the others come from direct batches' day ranges
-    # and are taken only when a batch has rows of that day
-    sure: frozenset[PartitionKey] = frozenset()
-
-
-@dataclass
-class _Result:
-    written: dict[str, dict[Partition, list[str]]]  # table -> partition -> new file names
-    outcomes: list[pl.DataFrame]
-    estimates: list[pl.DataFrame]
-    replaced: list[pl.DataFrame]
-    days_aggregated: int
-    seconds: dict[str, float]
-    partitions: int = 0  # partitions validated
-
-
 def _works(
     run: Run, staged: Staged, touched: list[PartitionKey], slots: int, sure: set[PartitionKey]
-) -> list[_Work]:
+) -> list[Work]:
     """The touched buckets dealt round-robin into one task per executor slot: a bucket's days
     depend on each other, buckets do not. One slot (in-process) is one task of every bucket."""
     buckets = sorted({b for _, b in touched})
     shares = [buckets[i :: max(1, slots)] for i in range(min(max(1, slots), len(buckets)))]
     return [
-        _Work(
+        Work(
             run=dataclasses.replace(
                 run,
                 registry=run.registry.filter(pl.col("bucket").is_in(share)),
@@ -337,58 +316,6 @@ def _works(
         )
         for share in shares
     ]
-
-
-def _task(work: _Work) -> _Result:
-    """VEE then aggregation of some buckets' touched days; writes files, commits nothing."""
-    run = work.run
-    started = time.perf_counter()
-    outcomes: list[pl.DataFrame] = []
-    estimates: list[pl.DataFrame] = []
-    replaced: list[pl.DataFrame] = []
-    sizes = {key: _input_rows(run, work.staged, key, work.keys) for key in work.keys}
-    last_day = {b: d for d, b in sorted(work.keys)}  # the bucket's last day this task validates
-    validated: list[PartitionKey] = []
-    for day, group in groups(sizes):
-        later = {b for b in group if last_day[b] > day}
-        done = validate_group(run, day, group, work.staged, later=later, sure=work.sure)
-        if done is None:
-            continue
-        found, methods, gone, buckets = done
-        outcomes.append(found)
-        estimates.append(methods)
-        replaced.append(gone)
-        validated.extend((day, b) for b in buckets)
-    vee_done = time.perf_counter()
-    written: dict[str, dict[Partition, list[str]]] = {
-        READINGS: {partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
-    }
-    days_aggregated = aggregate_days(run, validated, written)
-    return _Result(
-        written=written,
-        outcomes=outcomes,
-        estimates=estimates,
-        replaced=replaced,
-        days_aggregated=days_aggregated,
-        seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done, **run.seconds},
-        partitions=len(validated),
-    )
-
-
-def _input_rows(run: Run, staged: Staged, key: PartitionKey, keys: list[PartitionKey]) -> int:
-    """Rows a partition's plan reads: its own, the day before's and its like days', stored or
-    coming in this run (`keys`: the task's partitions). Groups are sized by these, not by the
-    partition alone: the small day after a day's batches (a few readings stamped past
-    midnight) grouped a worker's 80 buckets of a million-meter day, and its plan read their
-    49 M rows of the day before at once (9.8 GB)."""
-    day, bucket = key
-    available = run.readings_days(bucket) | {d for d, b in keys if b == bucket}
-    likes = like_days(day, available - {day}, run.cfg)
-
-    def rows(d: dt.date) -> int:
-        return staged.expected_rows((d, bucket)) + run.rows_of(d, bucket)
-
-    return rows(day) + sum(rows(d) for d in [day - DAY, *likes]) // OTHER_DAYS_SHARE
 
 
 def _audit_replaced(state: StateStore, frames: list[pl.DataFrame]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +32,27 @@ def test_process_pool_matches_in_process() -> None:
     items = list(range(20))
     with LocalExecutor(workers=2) as pool:
         assert pool.map(tasks.square, items) == LocalExecutor().map(tasks.square, items)
+
+
+@pytest.mark.slow
+def test_prepared_workers_start_before_any_task_with_the_module_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMR_TEST_PRELOAD_DIR", str(tmp_path))
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    with LocalExecutor(workers=2) as pool:
+        pool.prepare("tests.scaleout.preloaded")
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = {int(p.stem): json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+        assert len(started) == 2  # both workers up, no task sent yet
+        # with their share of the cores, as the tasks' workers would have
+        assert {v["polars_threads"] for v in started.values()} == {worker_env(2)["POLARS_MAX_THREADS"]}
+        pool.prepare("tests.scaleout.preloaded")  # workers already up: nothing more starts
+        pids = set(pool.map(tasks.worker_pid, list(range(8))))
+    assert pids <= set(started) and len(list(tmp_path.glob("*.json"))) == 2
+    LocalExecutor().prepare("tests.scaleout.no_such_module")  # in-process: nothing to start
 
 
 def test_local_executor_needs_a_worker() -> None:

@@ -74,7 +74,7 @@ def test_demo_on_cluster_and_postgres_matches_local(
     ):
         spread = _demo(tmp_path / "cluster")
     ran = [str(task["key"]) for task in stream.data]
-    assert sum(key.startswith("_task-") for key in ran) >= BUCKETS, "ingest did not run on the cluster"
+    assert sum(key.startswith("run_task-") for key in ran) >= BUCKETS, "ingest did not run on the cluster"
     assert sum(key.startswith("poll_shard-") for key in ran) >= BUCKETS, "polling did not run on the cluster"
     assert not (tmp_path / "cluster" / "state.db").exists()
 
