@@ -87,6 +87,9 @@ class VeeInputs:
     like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
     decisions: pl.DataFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key (few)
     day_decisions: pl.DataFrame | None = None  # rejected or edited meter-days (DAY_DECISIONS_SCHEMA)
+    # the day before's meters with interval series (`meter_key`) when known from its interval
+    # sums; None: found in `previous`
+    previous_series: pl.LazyFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -303,12 +306,13 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
         )
     # interval series the day before (measured or estimated) of meters still in service
     day_start = pl.lit(local_midnight_utc(inputs.day)).dt.cast_time_unit("us")
-    expected = (
-        inputs.previous.filter(
+    series = inputs.previous_series
+    if series is None:
+        series = inputs.previous.filter(
             (pl.col("quantity") == ACTIVE_IMPORT_INTERVAL) & pl.col("state").is_in([VALID, ESTIMATED])
-        )
-        .select("meter_key")
-        .unique()
+        ).select("meter_key")
+    expected = (
+        series.unique()
         # by integer key; the id and the quantity are the same for every row of a meter
         .join(inputs.meters.select("meter_key", "meter_id", "in_service_until"), on="meter_key")
         .filter(pl.col("in_service_until").is_null() | (pl.col("in_service_until") > day_start))

@@ -10,6 +10,7 @@ import polars as pl
 
 from core.measurements import partition
 from ingest import aggregate
+from ingest.aggregate_days import stored_sums
 from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.quantities import register_rows
@@ -49,6 +50,7 @@ def validate_group(
         new=new,
         previous=run.group_readings(day - DAY, buckets),
         previous_registers=run.group_registers(day - DAY, buckets),
+        previous_series=interval_meters(run, day - DAY, buckets),
         meters=run.meters(buckets),
         history=run.daily_history(day, buckets),
         like=like,
@@ -85,3 +87,26 @@ def validate_group(
     # estimates by method: a row has a method exactly when it is an estimate (`vee.plan`)
     estimates = readings.get_column("method").drop_nulls().value_counts()
     return outcomes, estimates, gone, buckets
+
+
+def interval_meters(run: Run, day: dt.date, buckets: list[int]) -> pl.LazyFrame | None:
+    """The meters with interval series on `day` (`meter_key`), from the day's interval sums
+    where this task made them or the store keeps them for the readings as they are; None when
+    one is not known, and the plan finds them in the day's readings (13 ms a partition,
+    against 0.7 ms from its sums)."""
+    frames: list[pl.DataFrame] = []
+    stored: list[int] = []
+    for bucket in buckets:
+        made = run.fresh_sums.get((day, bucket))
+        if made is not None:
+            frames.append(made)
+        elif run.readings_names(day, bucket):  # a partition with no readings has no series
+            stored.append(bucket)
+    if stored:
+        tou = in_force(run.calendars, day).lookup(day)
+        bases = {b: aggregate.sums_basis(run.readings_names(day, b), tou, run.cfg) for b in stored}
+        kept = stored_sums(run, day, stored, bases)
+        if kept is None:
+            return None
+        frames.append(kept)
+    return pl.concat([f.select("meter_key") for f in frames]).lazy() if frames else None

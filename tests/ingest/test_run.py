@@ -588,6 +588,33 @@ def test_a_readings_file_says_how_many_register_rows_lead_it_and_the_day_ends_re
     assert scan_registers([]).collect().height == 0
 
 
+@pytest.mark.parametrize("sums_kept", [True, False], ids=["from-its-sums", "from-its-readings"])
+def test_a_meter_silent_all_day_is_found_from_the_series_it_had_the_day_before(
+    data_dir: Path, state: StateStore, sums_kept: bool
+) -> None:
+    """A running system's day: the meters expected to send intervals are those with a series
+    the day before, taken from that day's interval sums when the store keeps them for its
+    readings as they are, else from its readings; either way the silent meter's day is
+    estimated whole and found as a gap."""
+    register(state, METERS[:3])
+    before = DAY - dt.timedelta(days=1)
+    land(data_dir, [r for m in METERS[:3] for r in interval_day(m, before)], prefix="first")
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=local_midnight_utc(DAY) + STEP * 8)
+    if not sums_kept:
+        sums = MeasurementStore(data_dir).table(INTERVAL_SUMS)
+        sums.commit(replace={parse_partition(p): [] for p in sums.manifest().partitions})
+    # without the reads at the day's midnight (the day before's ends): that day is not touched
+    midnight = local_midnight_utc(DAY)
+    land(data_dir, [r for m in METERS[:2] for r in interval_day(m, DAY) if r["ts"] != midnight], "second")
+    run_ingest(data_dir, state, settings=settings_for(data_dir), now=AFTER)
+    store = MeasurementStore(data_dir)
+    silent = pl.col("meter_id") == METERS[2]
+    readings = scan_readings(store.table(READINGS).files(date=DAY)).collect().filter(silent)
+    assert readings.height == 96 and set(readings.get_column("state").cast(pl.String)) == {"estimated"}
+    gaps = store.table("findings").scan().collect().filter(silent & (pl.col("date") == DAY))
+    assert gaps.select("rule", "value").rows() == [("gap", 96)]
+
+
 def test_interval_sums_of_days_long_past_leave_the_store(data_dir: Path, state: StateStore) -> None:
     """Sums are kept for the days a new one may aggregate again (`SUMS_KEPT_DAYS`); a later
     run drops older days' from the manifest, and nothing else."""
