@@ -122,8 +122,11 @@ _STAMP_KEY: Final = "amr.registry_version"
 
 
 def run_registry(state: StateStore, data_dir: Path, cfg: VeeConfig) -> pl.DataFrame:
-    """What a run's tasks use of the registry, with its limits, from a current snapshot."""
-    return with_limits(pl.read_parquet(refresh_snapshot(state, data_dir)), cfg)
+    """What a run's tasks use of the registry, with its limits, from a current snapshot. The
+    columns the limits and the time in service are made from are left out: the registry is
+    sent to the workers (a quarter of a million meters pickled to 25 against 15 MB)."""
+    made_from = [*LIMIT_ATTRIBUTES, "installed_on", "removed_on"]
+    return with_limits(pl.read_parquet(refresh_snapshot(state, data_dir)), cfg).drop(made_from)
 
 
 def refresh_snapshot(state: StateStore, data_dir: Path) -> Path:
