@@ -16,8 +16,8 @@ Dask cluster with AMR_CLUSTER) as one task per slot, each with a share of the bu
 bucket's days depend on each other (previous day, like days, history), buckets do not. A
 task only writes immutable files and returns their names; this process (the coordinator)
 commits them, so a task that dies and is run again elsewhere leaves unreferenced files,
-never doubled rows. A task's VEE is in `ingest.vee_days`, its aggregation in
-`ingest.aggregate_days`, and what it knows of the run in `ingest.run_state`.
+never doubled rows. A task is `ingest.task.run_task`; its VEE is in `ingest.vee_days`, its
+aggregation in `ingest.aggregate_days`, and what it knows of the run in `ingest.run_state`.
 """
 
 from __future__ import annotations
