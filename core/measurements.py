@@ -313,7 +313,10 @@ def _flush(path: Path, flags: int = os.O_RDONLY) -> None:
     try:
         handle = os.open(path, flags)
     except FileNotFoundError as exc:
-        raise StoreError(f"cannot commit {path}: no such file was written") from exc
+        raise StoreError(
+            f"cannot commit {path}: no such file was written",
+            hint="commit only the names Table.write_file returned, in the table that wrote them",
+        ) from exc
     try:
         os.fsync(handle)
     finally:

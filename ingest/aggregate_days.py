@@ -80,12 +80,13 @@ def aggregate_days(
         ready = [run.fresh_sums.pop((day, b), None) for b in buckets]
         made = pl.concat([f for f in ready if f is not None]) if all(f is not None for f in ready) else None
         kept = None if wanted or made is not None else stored_sums(run, day, buckets, bases)
-        # First what is read from the readings (the day ends, the customers' intervals, then
-        # the per-meter interval sums), each collected once: Polars' collect_all does not
-        # share a subplan between its outputs, and the sums feed both the daily rows and the
-        # findings (computed twice, they took 0.41 s per 611,000-row partition, 0.32 s once).
-        # The rest is built on these small frames. The customers' intervals are collected on
-        # their own, so the report can time them (`CUSTOMER_INTERVALS`).
+        # First what is read from the readings (the day ends from the register rows, the
+        # customers' intervals, and the per-meter interval sums where neither this task nor
+        # the store has them), each collected once: Polars' collect_all does not share a
+        # subplan between its outputs, and the sums feed both the daily rows and the findings
+        # (computed twice, they took 0.41 s per 611,000-row partition, 0.32 s once). The rest
+        # is built on these small frames. The customers' intervals are collected on their
+        # own, so the report can time them (`CUSTOMER_INTERVALS`).
         # The day's start is the day before's end: made in this loop already when the task
         # aggregated the day before (days come in order), from the same partitions.
         made_before = [ends_made.get((day - DAY, b)) for b in buckets]
