@@ -211,7 +211,10 @@ def value_days(first_ts: dt.datetime, last_ts: dt.datetime, cfg: VeeConfig) -> t
 
 def value_stamps(day: dt.date, cfg: VeeConfig) -> tuple[dt.datetime, dt.datetime]:
     """The closed range of stamps a value of `day` can have (the converse of `value_days`)."""
-    return local_midnight_utc(day), local_midnight_utc(day + dt.timedelta(days=1)) + _day_end_window(cfg)
+    # the window's end itself, closed: `_day_end_window` is a microsecond longer so that a
+    # stamp moved back by it lands before midnight exactly when it is within the window
+    end = local_midnight_utc(day + dt.timedelta(days=1)) + dt.timedelta(minutes=cfg.day_end_window_minutes)
+    return local_midnight_utc(day), end
 
 
 def plan_direct(
