@@ -11,9 +11,9 @@ same Parquet files (the floor) with the ratio.
     .venv/bin/python benchmarks/ingest.py --quick    # 5,000 meters
     .venv/bin/python benchmarks/ingest.py --meters 1000000   # 97.6 M readings, 80 buckets
 
-The generator holds the whole synthetic day in memory while it writes it (about 20 GB for
-a million meters), so a city day (2.8 million) does not fit a 24 GB machine; it lets go of
-it before the timed run, which is measured in a process of its own.
+The generator makes the landing a batch's meters at a time, so its memory is a batch's
+whatever the meters (a city day, 2.8 million, fits); the timed run is measured in a process
+of its own.
 
 Synthetic data is generated with Polars hashes (deterministic per Polars version).
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import math
 import os
@@ -47,7 +46,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from core.buckets import bucket_expr  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.landing import write_batch  # noqa: E402
+from core.landing import PreparedBatch, prepare_batch, write_batch  # noqa: E402
 from core.obis import ACTIVE_IMPORT_INTERVAL, ACTIVE_IMPORT_TOTAL  # noqa: E402
 from core.reading import READING_COLUMNS  # noqa: E402
 from core.state import StateStore  # noqa: E402
@@ -89,15 +88,23 @@ def _unit(expr: pl.Expr, seed: int) -> pl.Expr:
     return (expr.hash(seed) % 1_000_000).cast(pl.Float64) / 1_000_000
 
 
-def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(readings with a `fault` column, registry, dropped slots)."""
-    shape = pl.DataFrame({"slot": list(range(1, 97)), "w": _shape()})
-    total_w = sum(_shape())
-    ids = pl.DataFrame({"m": pl.int_range(meters, eager=True)}).with_columns(
+def meter_ids(meters: int, seed: int) -> pl.DataFrame:
+    """Every synthetic meter: its number `m`, id, daily energy, register at the start, and
+    whether the registry leaves it out."""
+    return pl.DataFrame({"m": pl.int_range(meters, eager=True)}).with_columns(
         meter_id=pl.format("M{}", pl.col("m").cast(pl.String).str.zfill(7)),
         daily_wh=(2000 + _unit(pl.col("m"), seed) * 14000).cast(pl.Int64),
         reg0=(_unit(pl.col("m"), seed + 1) * 5_000_000).cast(pl.Int64),
+        unknown=_unit(pl.col("m") + 1, seed + 3) < UNKNOWN_METERS,
     )
+
+
+def generate(ids: pl.DataFrame, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(readings with a `fault` column, dropped slots) of these meters (rows of `meter_ids`):
+    every value is a hash of the meter's number, its slot and its day, so a meter's readings
+    are the same whichever meters it is generated with."""
+    shape = pl.DataFrame({"slot": list(range(1, 97)), "w": _shape()})
+    total_w = sum(_shape())
     frames, dropped = [], []
     for d in range(days):
         day = DAY + dt.timedelta(days=d)
@@ -150,7 +157,7 @@ def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFr
         conflicts = base.filter(pl.col("fault") == "conflict").with_columns(pl.col("value") + 1)
         # the first copy of a duplicate is a clean reading, the repeat is the fault
         base = base.with_columns(fault=pl.when(pl.col("fault") == "duplicate").then(None).otherwise("fault"))
-        before = ids.join(day_sum, on="m").with_columns(reg=pl.col("reg0") + pl.col("daily_wh") * 0)
+        before = ids.join(day_sum, on="m")
         regs = before.select(
             "meter_id",
             quantity=pl.lit(ACTIVE_IMPORT_TOTAL),
@@ -174,14 +181,28 @@ def generate(meters: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFr
                 ]
             )
         frames.append(pl.concat([base, repeats, conflicts, regs], how="vertical_relaxed"))
-    readings = pl.concat(frames)
-    registry = ids.select("meter_id", meter_key=pl.col("m") + 1).with_columns(
-        unknown=_unit(pl.col("meter_key"), seed + 3) < UNKNOWN_METERS
+    readings = pl.concat(frames).with_columns(
+        fault=pl.when(pl.col("meter_id").is_in(ids.filter("unknown").get_column("meter_id").implode()))
+        .then(pl.lit("unknown_meter"))
+        .otherwise("fault")
     )
-    return readings, registry, pl.concat(dropped)
+    return readings, pl.concat(dropped)
 
 
-Batch = tuple[pl.DataFrame, int | None]  # a landing batch's readings, and its bucket when it says one
+def register(state: StateStore, ids: pl.DataFrame, buckets: int) -> None:
+    """The known meters into the registry, a bucket's worth of rows at a time."""
+    known = ids.filter(~pl.col("unknown")).select("meter_id", meter_key=pl.col("m") + 1)
+    known = known.with_columns(bucket_expr("meter_id", buckets))
+    insert = sa.text(
+        "INSERT INTO meters (meter_id, meter_key, url, protocol, route, bucket, installed_on) "
+        "VALUES (:meter_id, :meter_key, 'dlms+tcp://10.0.0.1:4059', 'dlms', :route, :bucket, '2026-01-01')"
+    )
+    with state.transaction() as conn:
+        for chunk in known.iter_slices(METERS_PER_BUCKET):
+            conn.execute(
+                insert,
+                [dict(r, route=f"R{r['meter_key'] % 50:02d}") for r in chunk.iter_rows(named=True)],
+            )
 
 
 def setup(
@@ -193,64 +214,44 @@ def setup(
     batches: int,
     history: int = 0,
     by_bucket: bool = True,
-) -> tuple[dict[str, object], list[Batch]]:
-    """Registry, truth and landing batches of `history + days` days: the history's batches
-    are landed (prefix `hist`), the timed days' returned, to land after the history is taken.
+) -> tuple[dict[str, int], list[PreparedBatch]]:
+    """Registry, truth and landing batches of `history + days` days, made a landing batch's
+    meters at a time (memory stays that of one batch, whatever the meters). The history's
+    batches are landed (prefix `hist`); the timed days' are written but not yet published
+    (a run skips them), to publish after the history is taken.
     `by_bucket`: a batch per bucket saying so, as the head-end's shard rounds land them;
     else `batches` batches that mix every bucket (as imports do)."""
-    readings, registry, dropped = generate(meters, history + days, seed)
-    unknown = registry.filter(pl.col("unknown")).get_column("meter_id")
-    readings = readings.with_columns(
-        fault=pl.when(pl.col("meter_id").is_in(unknown.implode()))
-        .then(pl.lit("unknown_meter"))
-        .otherwise("fault")
-    )
-    known = registry.filter(~pl.col("unknown")).with_columns(bucket_expr("meter_id", buckets))
+    ids = meter_ids(meters, seed)
     state = StateStore.open(data_dir)
-    with state.transaction() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO meters (meter_id, meter_key, url, protocol, route, bucket, installed_on) "
-                "VALUES (:meter_id, :meter_key, 'dlms+tcp://10.0.0.1:4059', 'dlms', :route, :bucket, "
-                "'2026-01-01')"
-            ),
-            [
-                dict(r, route=f"R{r['meter_key'] % 50:02d}")
-                for r in known.select("meter_id", "meter_key", "bucket").iter_rows(named=True)
-            ],
-        )
+    register(state, ids, buckets)
     # as `amr meters import` does: a run reads the registry from its snapshot (made again by
     # the first run after any change to the registry, 1.4 s for a million meters)
     refresh_snapshot(state, data_dir)
-    truth = readings.filter(pl.col("fault").is_not_null()).select("meter_id", "ts", "value", "fault")
-    truth.write_parquet(data_dir / "truth.parquet")
-    dropped.write_parquet(data_dir / "dropped.parquet")
     # a day's readings are read (polled) an hour after its end; the history is what was read
     # before the timed days' polls
     polled_history = local_midnight_utc(DAY + dt.timedelta(days=history)) + dt.timedelta(hours=1)
     old = pl.col("read_at") <= polled_history
-    parts: dict[str, list[Batch]] = {}
-    for name, rows in (("hist", readings.filter(old)), ("bench", readings.filter(~old))):
-        split = bucket_expr("meter_id", buckets) if by_bucket else pl.col("meter_id").hash(seed) % batches
-        keyed = rows.drop("fault").with_columns(split.alias("_b"))
-        parts[name] = [
-            (part.drop("_b").select(READING_COLUMNS), int(key) if by_bucket else None)  # type: ignore[call-overload]
-            for (key,), part in sorted(keyed.partition_by("_b", as_dict=True).items())
-        ]
-    land(data_dir, parts["hist"], "hist")
-    made = {
-        "rows": readings.filter(~old).height,
-        "history_rows": readings.filter(old).height,
-        "injected": truth.height,
-        "dropped": dropped.height,
-    }
-    return made, parts["bench"]
-
-
-def land(data_dir: Path, batches: list[Batch], prefix: str) -> None:
+    split = bucket_expr("meter_id", buckets) if by_bucket else pl.col("meter_id").hash(seed) % batches
+    groups = ids.with_columns(split.alias("_b")).partition_by("_b", as_dict=True)
+    made = dict.fromkeys(["rows", "history_rows", "injected", "dropped"], 0)
     now = dt.datetime(2026, 11, 11, 2, tzinfo=dt.UTC)
-    for frame, bucket in batches:
-        write_batch(data_dir, frame, prefix=prefix, now=now, bucket=bucket)
+    timed = []
+    for (key,), group in sorted(groups.items()):  # type: ignore[type-var]
+        readings, dropped = generate(group.drop("_b"), history + days, seed)
+        truth = readings.filter(pl.col("fault").is_not_null()).select("meter_id", "ts", "value", "fault")
+        for name, frame in (("truth", truth), ("dropped", dropped)):
+            (data_dir / name).mkdir(exist_ok=True)
+            frame.write_parquet(data_dir / name / f"part-{key:05d}.parquet")
+        bucket = int(key) if by_bucket else None  # type: ignore[call-overload]
+        hist, bench = (readings.filter(rows).drop("fault").select(READING_COLUMNS) for rows in (old, ~old))
+        if hist.height:
+            write_batch(data_dir, hist, prefix="hist", now=now, bucket=bucket)
+        timed.append(prepare_batch(data_dir, bench, prefix="bench", now=now, bucket=bucket))
+        made["rows"] += bench.height
+        made["history_rows"] += hist.height
+        made["injected"] += truth.height
+        made["dropped"] += dropped.height
+    return made, timed
 
 
 def ingest_child(data_dir: Path, buckets: int, days: int, workers: int) -> dict[str, Any]:
@@ -380,7 +381,7 @@ def score(data_dir: Path) -> dict[str, float]:
     from core.measurements import MeasurementStore
 
     readings = MeasurementStore(data_dir).table("readings").scan()
-    truth = pl.read_parquet(data_dir / "truth.parquet").filter(pl.col("fault") != "duplicate")
+    truth = pl.read_parquet(data_dir / "truth").filter(pl.col("fault") != "duplicate")
     quarantined = (
         readings.filter(pl.col("state") == "quarantined")
         .select("meter_id", "ts", "value", pl.col("reason").cast(pl.String))
@@ -399,7 +400,7 @@ def score(data_dir: Path) -> dict[str, float]:
     hits = quarantined.join(expected, on=["meter_id", "ts", "value", "reason"]).height
     precision = hits / max(quarantined.height, 1)
     recall = hits / max(expected.height, 1)
-    dropped = pl.read_parquet(data_dir / "dropped.parquet")
+    dropped = pl.read_parquet(data_dir / "dropped")
     estimated = readings.filter(pl.col("state") == "estimated").select("meter_id", "ts").collect()
     gap_recall = dropped.join(estimated, on=["meter_id", "ts"]).height / max(dropped.height, 1)
     return {"precision": precision, "recall": recall, "gap_recall": gap_recall}
@@ -486,9 +487,8 @@ def main() -> None:
                 f"history: {history} day(s), {made['history_rows']:,} readings taken by an untimed run "
                 f"({time.perf_counter() - started:.1f} s)"
             )
-        land(data_dir, timed, "bench")
-        del timed  # the timed run's memory is its own, not beside the generator's
-        gc.collect()
+        for batch in timed:
+            batch.publish()
         # the setup's files (landing, the history run's store) written out before the timing:
         # left to the kernel's writeback, it ran during the timed run and cost it 5 % (500,000
         # meters with history: 24.3-24.6 s against 23.1-23.2 s)
