@@ -168,6 +168,13 @@ class Run:
     def meters(self, buckets: list[int]) -> pl.LazyFrame:
         return self.registry.lazy().filter(pl.col("bucket").is_in(buckets))
 
+    def let_go(self, buckets: set[int]) -> None:
+        """Drop what the task keeps of these buckets' days for their later days, once those
+        are done too: the daily rows for the history, and any interval sums not taken."""
+        for kept in (self.pending_daily, self.provisional_daily, self.fresh_sums):
+            for key in [key for key in kept if key[1] in buckets]:
+                del kept[key]
+
     def daily_history(self, day: dt.date, buckets: list[int]) -> pl.LazyFrame:
         """Daily rows of the buckets' meters in the history window before `day`: the
         committed ones (one scan) with this run's pending days in their place."""

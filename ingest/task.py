@@ -28,6 +28,9 @@ from ingest.vee_days import validate_group
 # an eighth groups about six (100,000 meters: that day's plans 1.18 -> 0.86 s; a million
 # meters' run still peaks at 2.2 GB for all processes).
 OTHER_DAYS_SHARE: Final = 8
+# Input rows of the buckets a task validates and aggregates together before the next ones
+# (`chunks`): about 32 buckets of 12,500 meters.
+CHUNK_ROWS: Final = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -54,39 +57,68 @@ class Result:
 
 
 def run_task(work: Work) -> Result:
-    """VEE then aggregation of some buckets' touched days; writes files, commits nothing."""
+    """VEE then aggregation of some buckets' touched days, a chunk of buckets at a time
+    (`chunks`); writes files, commits nothing."""
     run = work.run
-    started = time.perf_counter()
     outcomes: list[pl.DataFrame] = []
     estimates: list[pl.DataFrame] = []
     replaced: list[pl.DataFrame] = []
+    written: dict[str, dict[Partition, list[str]]] = {}
+    seconds = {"vee": 0.0, "aggregate": 0.0}
+    days_aggregated = partitions = 0
     sizes = {key: _input_rows(run, work.staged, key, work.keys) for key in work.keys}
     last_day = {b: d for d, b in sorted(work.keys)}  # the bucket's last day this task validates
-    validated: list[PartitionKey] = []
-    for day, group in groups(sizes):
-        later = {b for b in group if last_day[b] > day}
-        done = validate_group(run, day, group, work.staged, later=later, sure=work.sure)
-        if done is None:
-            continue
-        found, methods, gone, buckets = done
-        outcomes.append(found)
-        estimates.append(methods)
-        replaced.append(gone)
-        validated.extend((day, b) for b in buckets)
-    vee_done = time.perf_counter()
-    written: dict[str, dict[Partition, list[str]]] = {
-        READINGS: {partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
-    }
-    days_aggregated = aggregate_days(run, validated, written)
+    for chunk in chunks(sizes):
+        started = time.perf_counter()
+        validated: list[PartitionKey] = []
+        for day, group in groups({key: rows for key, rows in sizes.items() if key[1] in chunk}):
+            later = {b for b in group if last_day[b] > day}
+            done = validate_group(run, day, group, work.staged, later=later, sure=work.sure)
+            if done is None:
+                continue
+            found, methods, gone, buckets = done
+            outcomes.append(found)
+            estimates.append(methods)
+            replaced.append(gone)
+            validated.extend((day, b) for b in buckets)
+        vee_done = time.perf_counter()
+        days_aggregated += aggregate_days(run, validated, written)
+        run.let_go(chunk)
+        partitions += len(validated)
+        seconds["vee"] += vee_done - started
+        seconds["aggregate"] += time.perf_counter() - vee_done
+    written[READINGS] = {partition(date=d, bucket=b): [name] for (d, b), name in run.pending_names.items()}
     return Result(
         written=written,
         outcomes=outcomes,
         estimates=estimates,
         replaced=replaced,
         days_aggregated=days_aggregated,
-        seconds={"vee": vee_done - started, "aggregate": time.perf_counter() - vee_done, **run.seconds},
-        partitions=len(validated),
+        seconds={**seconds, **run.seconds},
+        partitions=partitions,
     )
+
+
+def chunks(sizes: dict[PartitionKey, int]) -> list[set[int]]:
+    """The task's buckets in runs of about CHUNK_ROWS input rows (a bucket's days together,
+    as they depend on each other), each validated and aggregated before the next: what a
+    chunk's aggregation holds until its last day (daily rows, day ends, month merges) is
+    let go, so a task's memory is a chunk's whatever its share of the meters."""
+    rows: dict[int, int] = {}
+    for (_, bucket), n in sorted(sizes.items(), key=lambda item: item[0][1]):
+        rows[bucket] = rows.get(bucket, 0) + n
+    out: list[set[int]] = []
+    chunk: set[int] = set()
+    total = 0
+    for bucket, n in rows.items():
+        if chunk and total + n > CHUNK_ROWS:
+            out.append(chunk)
+            chunk, total = set(), 0
+        chunk.add(bucket)
+        total += n
+    if chunk:
+        out.append(chunk)
+    return out
 
 
 def _input_rows(run: Run, staged: Staged, key: PartitionKey, keys: list[PartitionKey]) -> int:
