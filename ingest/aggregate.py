@@ -288,6 +288,18 @@ def _ratio(value: Decimal) -> tuple[int, int]:
     return num, den
 
 
+def usage_history(history: pl.LazyFrame, day: dt.date, cfg: VeeConfig) -> pl.LazyFrame:
+    """Each meter's energy (`hist_sum`) and days (`hist_days`) in its daily rows `history`
+    before `day`, for the high and low usage rules; meters with fewer than `history_min_days`
+    days have none."""
+    return (
+        history.filter(pl.col("date") < day)
+        .group_by("meter_id")
+        .agg(hist_sum=pl.col("energy_wh").sum(), hist_days=pl.len())
+        .filter(pl.col("hist_days") >= cfg.history_min_days)
+    )
+
+
 def findings(
     intervals: pl.LazyFrame,
     adv: pl.LazyFrame,
@@ -299,7 +311,8 @@ def findings(
     complete: bool,
     cfg: VeeConfig,
 ) -> pl.LazyFrame:
-    """Day-level findings: gap, zero_run, sum_check, high_usage, low_usage."""
+    """Day-level findings: gap, zero_run, sum_check, high_usage, low_usage (`history`: the
+    meters' `usage_history`, used when the day is `complete`)."""
     keyed = meters.select("meter_key", "meter_id")
     gap = intervals.filter(pl.col("est_slots") > 0).select(
         "meter_key",
@@ -332,12 +345,7 @@ def findings(
     )
     parts = [gap, zeros, sums]
     if complete:
-        hist = (
-            history.filter(pl.col("date") < day)
-            .group_by("meter_id")
-            .agg(hist_sum=pl.col("energy_wh").sum(), hist_days=pl.len())
-            .filter(pl.col("hist_days") >= cfg.history_min_days)
-        )
+        hist = history
         hi_num, hi_den = _ratio(cfg.high_usage_factor)
         lo_num, lo_den = _ratio(cfg.low_usage_factor)
         judged = day_rows.join(hist, on="meter_id").join(keyed, on="meter_id")

@@ -22,7 +22,7 @@ from core.tables import (
 )
 from core.timezones import local_date, local_midnight_utc
 from ingest import aggregate
-from ingest.run_state import CUSTOMER_INTERVALS, DAY, Run, groups, split_by_bucket
+from ingest.run_state import CUSTOMER_INTERVALS, DAY, HISTORY_RULES, Run, groups, split_by_bucket
 from ingest.schema import (
     FINDINGS,
     FINDINGS_SCHEMA,
@@ -126,15 +126,16 @@ def aggregate_days(
         capacity = meters.select("meter_key", "capacity_mwh")
         adv = aggregate.advances(start.lazy(), ends.lazy(), capacity).collect(engine=ENGINE)
         day_rows = aggregate.daily(intervals.lazy(), adv.lazy(), meters, day).collect(engine=ENGINE)
+        complete = run.now >= local_midnight_utc(day + DAY)
+        # the history rules' input, timed apart (as in VEE); used once the day is over
+        usage = aggregate.usage_history(pl.LazyFrame(schema=DAILY_SCHEMA), day, run.cfg)
+        if complete:
+            with run.stage(HISTORY_RULES):
+                history = run.daily_history(day, buckets)
+                usage = aggregate.usage_history(history, day, run.cfg).collect(engine=ENGINE).lazy()
         found_rows = aggregate.findings(
-            intervals.lazy(),
-            adv.lazy(),
-            day_rows.lazy(),
-            run.daily_history(day, buckets),
-            meters,
-            day=day,
-            complete=run.now >= local_midnight_utc(day + DAY),
-            cfg=run.cfg,
+            intervals.lazy(), adv.lazy(), day_rows.lazy(), usage, meters,
+            day=day, complete=complete, cfg=run.cfg,
         ).collect(engine=ENGINE)
         if interval_rows is not None:
             with run.stage(CUSTOMER_INTERVALS):

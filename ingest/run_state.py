@@ -29,8 +29,11 @@ GROUP_ROWS: Final = 500_000  # rows of small partitions of a day that share one 
 # Stages inside VEE and aggregation timed apart, as task seconds in the report: what a run
 # does beyond validation, store and the daily and TOU aggregates (docs/ingest.md, Scale).
 ESTIMATION: Final = "estimation"
+# the history's read and each meter's averages, for the rules that judge a meter against its
+# own history (spike, high and low usage); their comparisons are timed with the rest
+HISTORY_RULES: Final = "history_rules"
 CUSTOMER_INTERVALS: Final = "customer_intervals"
-STAGES: Final = (ESTIMATION, CUSTOMER_INTERVALS)
+STAGES: Final = (ESTIMATION, HISTORY_RULES, CUSTOMER_INTERVALS)
 
 
 @dataclass

@@ -83,7 +83,8 @@ class VeeInputs:
     previous: pl.LazyFrame  # the day before's partition (READINGS_SCHEMA), for its interval series
     previous_registers: pl.LazyFrame  # its rows that may be registers (`schema.scan_registers`)
     meters: pl.LazyFrame  # registry rows of the bucket, with limits
-    history: pl.LazyFrame  # daily rows of the bucket before the day
+    # the meters' average interval energy over their history (`history_averages`)
+    history: pl.LazyFrame
     like: pl.LazyFrame  # readings of the like days (READINGS_SCHEMA)
     decisions: pl.DataFrame  # review decisions of the day (DECISIONS_SCHEMA), latest per key (few)
     day_decisions: pl.DataFrame | None = None  # rejected or edited meter-days (DAY_DECISIONS_SCHEMA)
@@ -199,6 +200,24 @@ def reject_days(checked: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("_day")
 
 
+def history_averages(history: pl.LazyFrame, meters: pl.LazyFrame, cfg: VeeConfig) -> pl.LazyFrame:
+    """Each meter's average interval energy (`hist_interval_mwh`) over its daily rows
+    `history`, for the spike rule against its own history; meters with fewer than
+    `history_min_days` days have none."""
+    return (
+        history.group_by("meter_id")
+        .agg(
+            hist_interval_mwh=pl.col("energy_wh").sum() * 1000 // (pl.len() * cfg.slots_per_day),
+            _hdays=pl.len(),
+        )
+        .filter(pl.col("_hdays") >= cfg.history_min_days)
+        .drop("_hdays")
+        # keyed by meter_key (the registry's few rows), so the partition joins on an integer
+        .join(meters.select("meter_id", "meter_key"), on="meter_id")
+        .drop("meter_id")
+    )
+
+
 def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
     existing = inputs.existing.filter(pl.col("state") != ESTIMATED)
     old_estimates = inputs.existing.filter(pl.col("state") == ESTIMATED)
@@ -237,18 +256,7 @@ def plan(inputs: VeeInputs, cfg: VeeConfig, now: dt.datetime) -> VeePlan:
             _dup=pl.lit(False),
         )
     )
-    hist = (
-        inputs.history.group_by("meter_id")
-        .agg(
-            hist_interval_mwh=pl.col("energy_wh").sum() * 1000 // (pl.len() * cfg.slots_per_day),
-            _hdays=pl.len(),
-        )
-        .filter(pl.col("_hdays") >= cfg.history_min_days)
-        .drop("_hdays")
-        # keyed by meter_key (the registry's few rows), so the partition joins on an integer
-        .join(inputs.meters.select("meter_id", "meter_key"), on="meter_id")
-        .drop("meter_id")
-    )
+    hist = inputs.history
     meters = inputs.meters.select(
         "meter_key", "in_service_from", "in_service_until", "rated_mwh", "capacity_mwh"
     )

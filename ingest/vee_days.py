@@ -14,11 +14,11 @@ from ingest.aggregate_days import stored_sums
 from ingest.estimate import like_days
 from ingest.localtime import local_day
 from ingest.quantities import register_rows
-from ingest.run_state import DAY, ESTIMATION, Run, split_by_bucket
+from ingest.run_state import DAY, ESTIMATION, HISTORY_RULES, Run, split_by_bucket
 from ingest.schema import READINGS, READINGS_SCHEMA, REGISTER_ROWS_KEY
 from ingest.staging import PartitionKey, Staged
 from ingest.tou import in_force
-from ingest.vee import ENGINE, VeeInputs, plan
+from ingest.vee import ENGINE, VeeInputs, history_averages, plan
 
 
 def validate_group(
@@ -44,6 +44,11 @@ def validate_group(
     like_frames = [run.group_readings(d, buckets).filter(pl.col("mwh").is_not_null()) for d in likes]
     empty = pl.LazyFrame(schema=READINGS_SCHEMA)
     like = pl.concat(like_frames, how="vertical_relaxed") if like_frames else empty
+    meters = run.meters(buckets)
+    # the history rules' input, timed apart: the issue's core (validation, store, daily and
+    # TOU aggregates) leaves them to the full run
+    with run.stage(HISTORY_RULES):
+        history = history_averages(run.daily_history(day, buckets), meters, run.cfg).collect(engine=ENGINE)
     inputs = VeeInputs(
         day=day,
         existing=run.group_readings(day, buckets),
@@ -51,8 +56,8 @@ def validate_group(
         previous=run.group_readings(day - DAY, buckets),
         previous_registers=run.group_registers(day - DAY, buckets),
         previous_series=interval_meters(run, day - DAY, buckets),
-        meters=run.meters(buckets),
-        history=run.daily_history(day, buckets),
+        meters=meters,
+        history=history.lazy(),
         like=like,
         decisions=run.decisions.filter(local_day(pl.col("ts")).is_between(day, day + DAY)),
         day_decisions=run.day_decisions.filter(pl.col("date") == day),

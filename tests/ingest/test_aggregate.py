@@ -144,7 +144,8 @@ def test_findings_sum_check_and_usage() -> None:
             "energy_wh": [3_000] * 10,
         }
     )
-    found = aggregate.findings(intervals, adv, day_rows, history, METERS, day=DAY, complete=True, cfg=CFG)
+    usage = aggregate.usage_history(history, DAY, CFG)
+    found = aggregate.findings(intervals, adv, day_rows, usage, METERS, day=DAY, complete=True, cfg=CFG)
     rules = dict(found.select("rule", "value").collect().iter_rows())
     assert rules == {"sum_check": 10_000, "high_usage": 10_000}
 
@@ -156,7 +157,8 @@ def test_a_zero_run_is_a_day_finding_too() -> None:
     intervals = aggregate.interval_days(readings, tou, CFG)
     adv = pl.LazyFrame(schema={"meter_key": pl.Int64, "advance_mwh": pl.Int64})
     empty = pl.LazyFrame(schema={"meter_id": pl.String, "date": pl.Date, "energy_wh": pl.Int64})
-    found = aggregate.findings(intervals, adv, empty, empty, METERS, day=DAY, complete=True, cfg=CFG)
+    usage = aggregate.usage_history(empty, DAY, CFG)
+    found = aggregate.findings(intervals, adv, empty, usage, METERS, day=DAY, complete=True, cfg=CFG)
     assert found.select("meter_id", "rule", "value", "limit").collect().rows() == [
         ("M1", "zero_run", 60, CFG.zero_run_minutes // CFG.interval_minutes)
     ]

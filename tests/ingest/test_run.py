@@ -181,7 +181,7 @@ def test_taking_the_same_batch_twice_changes_nothing(
     assert hashed == []
 
 
-def test_the_report_times_estimation_and_customers_intervals_apart(
+def test_the_report_times_estimation_history_rules_and_customers_intervals_apart(
     data_dir: Path, state: StateStore
 ) -> None:
     """The stages beyond the issue's core are timed inside their tasks' VEE and aggregation."""
@@ -193,6 +193,8 @@ def test_the_report_times_estimation_and_customers_intervals_apart(
     seconds = report.seconds
     assert 0 < seconds["estimation"] < seconds["vee"]
     assert 0 < seconds["customer_intervals"] < seconds["aggregate"]
+    # the history's averages are made for VEE's spike rule and the day's usage findings
+    assert 0 < seconds["history_rules"] < seconds["vee"] + seconds["aggregate"]
 
 
 def test_gap_is_estimated_then_replaced_by_late_data(data_dir: Path, state: StateStore) -> None:
