@@ -4,6 +4,7 @@ its memory is a chunk's: the store is the same whatever the chunks."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_chunks_keep_a_buckets_days_together_within_the_limit(
         rows = sum(n for (_, b), n in sizes.items() if b in chunk)
         assert rows <= limit or len(chunk) == 1  # only a bucket alone may pass the limit
     # a chunk closes only when the next bucket would pass the limit
-    for chunk, following in zip(chunks, chunks[1:], strict=False):
+    for chunk, following in itertools.pairwise(chunks):
         rows = sum(n for (_, b), n in sizes.items() if b in chunk)
         first_next = min(following)
         assert rows + sum(n for (_, b), n in sizes.items() if b == first_next) > limit
