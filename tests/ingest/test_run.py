@@ -14,8 +14,6 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
 
 import ingest.aggregate_days as aggregate_days
 from core.buckets import bucket_of
@@ -507,38 +505,6 @@ def test_interval_sums_of_rewritten_readings_are_not_used(
         int(r["value"]) for r in interval_day(METERS[0], before) if r["quantity"] == ACTIVE_IMPORT_INTERVAL
     ) + 96  # each interval 1,000 mWh more
     assert moved.get_column("energy_wh").to_list() == [expected]
-
-
-@given(
-    kept=st.lists(st.tuples(st.sampled_from(["A", "B", "C", "D"]), st.integers(1, 20)), max_size=30),
-    fresh=st.lists(st.tuples(st.sampled_from(["A", "B", "C", "E"]), st.integers(1, 8)), max_size=15),
-    later=st.booleans(),
-    sort_kept=st.booleans(),
-)
-def test_a_month_merged_is_sorted_by_meter_and_date(
-    kept: list[tuple[str, int]], fresh: list[tuple[str, int]], later: bool, sort_kept: bool
-) -> None:
-    """Merged when the recomputed days follow sorted kept rows, sorted whole otherwise (kept
-    rows out of order, or recomputed days among them): always every row once, in order of
-    meter and date."""
-    if later:  # the recomputed days after every kept one, as a new day's are
-        fresh = [(m, d + 20) for m, d in fresh]
-
-    def frame_of(rows: list[tuple[str, int]]) -> pl.DataFrame:
-        return pl.DataFrame(
-            [(m, dt.date(2026, 10, 1) + dt.timedelta(days=d), i) for i, (m, d) in enumerate(rows)],
-            schema={"meter_id": pl.String, "date": pl.Date, "row": pl.Int64},
-            orient="row",
-        )
-
-    old, new = frame_of(kept), frame_of(fresh).with_columns(pl.col("row") + 1000)
-    if sort_kept:
-        old = old.sort("meter_id", "date")
-    merged = aggregate_days.by_meter_and_date(old, new)
-    rows = old.get_column("row").to_list() + new.get_column("row").to_list()
-    assert sorted(merged.get_column("row").to_list()) == sorted(rows)
-    keys = merged.select("meter_id", "date").rows()
-    assert keys == sorted(keys)
 
 
 def test_the_interval_sums_a_run_keeps_are_those_of_the_readings_it_stored(
