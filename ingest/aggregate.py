@@ -385,6 +385,26 @@ def monthly(day_rows: pl.LazyFrame, month: str) -> pl.LazyFrame:
     )
 
 
+def monthly_updated(
+    stored: pl.LazyFrame, fresh: pl.LazyFrame, replaced: pl.LazyFrame, month: str
+) -> pl.LazyFrame:
+    """A month's rows (`monthly`) from its stored rows, less the daily rows of the days
+    replaced, plus their new daily rows. Every column of `monthly` is a sum or a count of
+    days, so this is exactly `monthly` of the month's daily rows as they now are."""
+    totals = ["energy_wh", "offpeak_wh", "normal_wh", "peak_wh", "estimated_wh", "days"]
+    old = stored.select("meter_id", *(pl.col(c).cast(pl.Int64) for c in totals))
+    new = monthly(fresh, month).select("meter_id", *(pl.col(c).cast(pl.Int64) for c in totals))
+    gone = monthly(replaced, month).select("meter_id", *(-pl.col(c).cast(pl.Int64) for c in totals))
+    return (
+        pl.concat([old, new, gone])
+        .group_by("meter_id")
+        .agg(pl.col(c).sum() for c in totals)
+        .filter(pl.col("days") > 0)
+        .with_columns(month=pl.lit(month))
+        .select(pl.col(name).cast(dtype) for name, dtype in MONTHLY_SCHEMA.items())
+    )
+
+
 def rollup(day_rows: pl.LazyFrame, meters: pl.LazyFrame, by: str) -> pl.LazyFrame:
     """Energy by route or by district (the customer code's unit, `PDnn`)."""
     group = pl.col("route") if by == "route" else pl.col("customer_code").str.slice(0, 4)

@@ -179,3 +179,36 @@ def test_meter_time_key_orders_as_meter_then_time(rows: list[tuple[int, dt.datet
     frame = pl.DataFrame(rows, schema={"meter_key": pl.Int64, "ts": pl.Datetime("us", "UTC")}, orient="row")
     by_key = frame.sort(aggregate.meter_time_key(), maintain_order=True)
     assert by_key.equals(frame.sort("meter_key", "ts", maintain_order=True))
+
+
+DAY_ROW = st.tuples(
+    st.sampled_from(["A", "B", "C"]), st.integers(1, 30), *[st.integers(0, 10**9)] * 5
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    stored=st.lists(DAY_ROW, max_size=25, unique_by=lambda r: (r[0], r[1])),
+    fresh=st.lists(DAY_ROW, max_size=10, unique_by=lambda r: (r[0], r[1])),
+    replaced_days=st.sets(st.integers(1, 30), max_size=4),
+)
+def test_a_month_updated_is_the_month_made_whole(
+    stored: list[tuple[object, ...]], fresh: list[tuple[object, ...]], replaced_days: set[int]
+) -> None:
+    """The stored monthly rows, less the replaced days' daily rows, plus the new ones, are
+    exactly the monthly rows of the month's daily rows as they now are."""
+    columns = ["meter_id", "day", "energy_wh", "offpeak_wh", "normal_wh", "peak_wh", "estimated_wh"]
+
+    def daily(rows: list[tuple[object, ...]]) -> pl.LazyFrame:
+        frame = pl.DataFrame(rows, schema=columns, orient="row").with_columns(pl.col(c).cast(pl.Int64)
+                                                                             for c in columns[2:])
+        return frame.lazy().with_columns(date=pl.date(2026, 11, pl.col("day"))).drop("day")
+
+    # a run writes whole days: the days it recomputes are replaced in full
+    days = replaced_days | {r[1] for r in fresh}
+    gone = [r for r in stored if r[1] in days]
+    now = [r for r in stored if r[1] not in days] + [r for r in fresh if r[1] in days]
+    before = aggregate.monthly(daily(stored), "2026-11")
+    updated = aggregate.monthly_updated(before, daily(fresh), daily(gone), "2026-11").collect()
+    whole = aggregate.monthly(daily(now), "2026-11").collect()
+    assert updated.sort("meter_id").equals(whole.sort("meter_id"))

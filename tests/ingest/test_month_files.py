@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import ingest.aggregate_days as aggregate_days
 from core.errors import StoreError
 from core.measurements import MeasurementStore, file_label, parse_partition
 from core.state import StateStore
@@ -57,9 +58,15 @@ def test_a_month_partition_holds_a_file_per_day_and_keeps_the_days_not_recompute
     state.dispose()
 
 
-def test_a_month_file_written_before_is_split_into_day_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("update_from", [0, aggregate_days.UPDATE_MONTHLY_FROM])
+def test_a_month_file_written_before_is_split_into_day_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_from: int
+) -> None:
     """A store written before day files (one file a month partition) reads the same and is
-    split into day files when its month is next written, with the same rows."""
+    split into day files when its month is next written, with the same rows. Its monthly
+    rows are made from the whole month, and equal those updated from the stored ones (with
+    no kept day file needed, the straight store's second run updates them)."""
+    monkeypatch.setattr(aggregate_days, "UPDATE_MONTHLY_FROM", update_from)
     days = [DAY + dt.timedelta(days=k) for k in range(2)]
     for name in ("straight", "merged"):
         state = StateStore.open(tmp_path / name)
