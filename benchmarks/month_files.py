@@ -1,7 +1,7 @@
 """Month partitions written a day at a time: what a run pays to write a bucket's daily and
 register-read months (and the monthly rows) on the 2nd, the 15th and the 29th of a month.
 
-`ingest.aggregate_days._merge_months` keeps a file per day and writes only the days a run
+`ingest.aggregate_days.merge_months` keeps a file per day and writes only the days a run
 recomputed (a new day and the day before); the baseline, measured in the same run, is the
 way it was done before: the bucket's month read, merged with the recomputed days and
 written again whole, so its cost grows through the month.
@@ -29,7 +29,7 @@ import polars as pl  # noqa: E402
 from core.measurements import MeasurementStore, partition  # noqa: E402
 from core.tables import DAILY, DAILY_SCHEMA, REGISTER_READS, REGISTER_READS_SCHEMA  # noqa: E402
 from ingest import aggregate  # noqa: E402
-from ingest.aggregate_days import MonthChange, _merge_months, monthly_file  # noqa: E402
+from ingest.aggregate_days import MonthChange, merge_months, monthly_file  # noqa: E402
 from ingest.config import VeeConfig  # noqa: E402
 from ingest.run_state import Run  # noqa: E402
 
@@ -83,8 +83,8 @@ def day_files(data_dir: Path, meters: int, day: int) -> float:
         monthly_file(run, monthly, key, month, change)
 
     started = time.perf_counter()
-    _merge_months(run, REGISTER_READS, {(MONTH, BUCKET): [fresh[REGISTER_READS]]}, REGISTER_READS_SCHEMA)
-    _merge_months(run, DAILY, {(MONTH, BUCKET): [fresh[DAILY]]}, DAILY_SCHEMA, then=then)
+    merge_months(run, REGISTER_READS, {(MONTH, BUCKET): [fresh[REGISTER_READS]]}, REGISTER_READS_SCHEMA)
+    merge_months(run, DAILY, {(MONTH, BUCKET): [fresh[DAILY]]}, DAILY_SCHEMA, then=then)
     return time.perf_counter() - started
 
 

@@ -194,7 +194,11 @@ class Table:
         directory = self.root / partition_path(key)
         directory.mkdir(parents=True, exist_ok=True)
         if label is not None and not _LABEL.fullmatch(label):
-            raise StoreError(f"file label {label!r} is not letters, digits and dashes")
+            raise StoreError(
+                f"cannot write a file labelled {label!r} into {self.name}/{partition_path(key)}: "
+                "a label is letters, digits and dashes",
+                hint="label a day's file with its ISO date, e.g. 2026-11-12",
+            )
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         if label is not None:
             name = f"{label}{_LABEL_END}{name}"

@@ -345,10 +345,9 @@ def findings(
     )
     parts = [gap, zeros, sums]
     if complete:
-        hist = history
         hi_num, hi_den = _ratio(cfg.high_usage_factor)
         lo_num, lo_den = _ratio(cfg.low_usage_factor)
-        judged = day_rows.join(hist, on="meter_id").join(keyed, on="meter_id")
+        judged = day_rows.join(history, on="meter_id").join(keyed, on="meter_id")
         energy = pl.col("energy_wh") * pl.col("hist_days")
         high = judged.filter(energy * hi_den > pl.col("hist_sum") * hi_num)
         low = judged.filter(energy * lo_den < pl.col("hist_sum") * lo_num)

@@ -172,8 +172,8 @@ def aggregate_days(
         FINDINGS: findings,
         INTERVALS: published,
         INTERVAL_SUMS: sums,
-        REGISTER_READS: _merge_months(run, REGISTER_READS, new_regs, REGISTER_READS_SCHEMA),
-        DAILY: _merge_months(run, DAILY, new_daily, DAILY_SCHEMA, then=write_monthly),
+        REGISTER_READS: merge_months(run, REGISTER_READS, new_regs, REGISTER_READS_SCHEMA),
+        DAILY: merge_months(run, DAILY, new_daily, DAILY_SCHEMA, then=write_monthly),
         MONTHLY: monthly,
     }
     for name, files in new.items():
@@ -216,7 +216,7 @@ def _publish_intervals(table: Table, key: Partition, frame: pl.DataFrame) -> lis
     return [table.write_file(key, frame)] if frame.height else []
 
 
-def _merge_months(
+def merge_months(
     run: Run,
     name: str,
     frames: dict[tuple[str, int], list[pl.DataFrame]],
