@@ -71,6 +71,16 @@ def like_profile(like: pl.LazyFrame, wanted: pl.LazyFrame, step: dt.timedelta) -
     )
 
 
+def due_by(now: dt.datetime, cfg: VeeConfig) -> dt.datetime:
+    """The last interval end a run at `now` estimates: later ones may still be read."""
+    return now - dt.timedelta(minutes=cfg.estimate_lag_minutes)
+
+
+def estimates_due(day: dt.date, cfg: VeeConfig, now: dt.datetime) -> bool:
+    """Whether any interval of `day` ends early enough to be estimated at `now`."""
+    return local_midnight_utc(day) + cfg.interval <= due_by(now, cfg)
+
+
 def slot_grid(day: dt.date, cfg: VeeConfig, now: dt.datetime) -> pl.LazyFrame:
     """The interval ends of a local day up to `now`."""
     start = local_midnight_utc(day)
@@ -98,7 +108,7 @@ def gap_runs(
     the work grows with the readings and the gaps, never with a grid of every slot."""
     start = local_midnight_utc(day)
     slots = (
-        slot_grid(day, cfg, now - dt.timedelta(minutes=cfg.estimate_lag_minutes))
+        slot_grid(day, cfg, due_by(now, cfg))
         .select(pl.len())
         .collect()
         .item()

@@ -15,9 +15,8 @@ from typing import Final
 import polars as pl
 
 from core.measurements import Partition, partition
-from core.timezones import local_midnight_utc
 from ingest.aggregate_days import aggregate_days
-from ingest.estimate import like_days
+from ingest.estimate import estimates_due, like_days
 from ingest.run_state import DAY, Run, groups
 from ingest.schema import READINGS
 from ingest.staging import PartitionKey, Staged
@@ -140,7 +139,7 @@ def _input_rows(run: Run, staged: Staged, key: PartitionKey, keys: list[Partitio
     a plan of its own (30 ms of fixed cost each, 16 task-seconds for a city's 224 buckets)."""
     day, bucket = key
     available = run.readings_days(bucket) | {d for d, b in keys if b == bucket}
-    likes = like_days(day, available - {day}, run.cfg) if _estimates_due(run, day) else []
+    likes = like_days(day, available - {day}, run.cfg) if estimates_due(day, run.cfg, run.now) else []
 
     def rows(d: dt.date) -> int:
         return staged.expected_rows((d, bucket)) + run.rows_of(d, bucket)
@@ -148,8 +147,3 @@ def _input_rows(run: Run, staged: Staged, key: PartitionKey, keys: list[Partitio
     before = rows(day - DAY) // (REGISTERS_SHARE if (day - DAY, bucket) in keys else OTHER_DAYS_SHARE)
     return rows(day) + before + sum(rows(d) for d in likes) // OTHER_DAYS_SHARE
 
-
-def _estimates_due(run: Run, day: dt.date) -> bool:
-    """Whether any interval of `day` ends early enough to be estimated at the run's clock."""
-    first_end = local_midnight_utc(day) + run.cfg.interval
-    return first_end <= run.now - dt.timedelta(minutes=run.cfg.estimate_lag_minutes)
